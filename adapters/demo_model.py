@@ -1,0 +1,414 @@
+"""The offline demo model: a small Llama the product trains itself from its sample data.
+
+Without network access no instruct model can be downloaded, so on first run the product builds
+(seeded, a few minutes on 2 CPU cores, cached):
+
+1. a byte-level BPE tokenizer with a chat template, trained on the sample texts;
+2. a small Llama base model trained to *read*: given retrieved chunks and a question, answer
+   with the sentence of the context that the question is about. Every digit run in a training
+   example is replaced by random digits (the same within one example), so the only way to get a
+   price or a phone number right is to copy it from the context: the base model learns to read,
+   not the facts, and facts that only the documents hold stay unknown to it without retrieval;
+3. a LoRA adapter trained on the sample fine-tuning set (no context), which teaches the brand
+   voice and the facts that set covers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from adapters.datasets import ChatExample, tokenize_for_training
+from adapters.train import FitSettings, LoraSettings, fit, train_lora
+
+BUILDER_VERSION = "1"
+DEMO_MODEL_NAME = "pinecrest-demo-llama"
+DEMO_ADAPTER_NAME = "pinecrest-voice"
+SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+Chunk = tuple[str, str]  # (source file name, text)
+RagMessages = Callable[[str, Sequence[Chunk]], list[dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    """Size and training budget of the demo model; tests use a much smaller one."""
+
+    vocab_size: int = 4096
+    hidden_size: int = 256
+    intermediate_size: int = 688
+    layers: int = 3
+    heads: int = 4
+    max_positions: int = 1024
+    base_steps: int = 420
+    base_batch_size: int = 8
+    base_learning_rate: float = 3e-3
+    max_context_chunks: int = 3
+    adapter_epochs: float = 10.0
+    adapter_learning_rate: float = 3e-3
+    adapter_batch_size: int = 16
+    seed: int = 0
+    max_seconds: float = 270.0  # safety cap for the whole build
+
+
+# "tiny" builds in seconds, for tests and quick checks of the wiring; its answers are noise.
+DEMO_SIZES = {
+    "small": DemoSpec(),
+    "tiny": DemoSpec(
+        vocab_size=1024,
+        hidden_size=32,
+        intermediate_size=64,
+        layers=2,
+        heads=2,
+        max_positions=2048,
+        base_steps=8,
+        base_batch_size=4,
+        adapter_epochs=0.5,
+        max_seconds=60.0,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DemoCorpus:
+    chunks: Sequence[Chunk]
+    finetune: Sequence[ChatExample]
+    rag_messages: RagMessages  # the exact prompt the RAG pipeline sends, so training matches use
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for source, text in self.chunks:
+            digest.update(f"{source}\0{text}\0".encode())
+        for example in self.finetune:
+            digest.update(json.dumps(example.messages).encode())
+        digest.update(json.dumps(self.rag_messages("Q?", [("S", "C")])).encode())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    base_path: Path
+    adapter_path: Path
+    info: dict
+
+
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "with",
+        "at",
+        "by",
+        "from",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "as",
+        "our",
+        "your",
+        "you",
+        "we",
+        "can",
+        "will",
+        "may",
+        "must",
+        "not",
+        "no",
+        "per",
+        "each",
+        "every",
+        "all",
+        "any",
+        "into",
+        "than",
+        "then",
+        "also",
+        "if",
+        "when",
+        "what",
+        "which",
+        "who",
+        "how",
+        "does",
+        "do",
+        "has",
+        "have",
+        "had",
+        "more",
+        "most",
+        "less",
+        "up",
+        "out",
+        "over",
+        "under",
+        "about",
+        "after",
+        "before",
+        "during",
+    ]
+)
+_QUESTION_TEMPLATES = [
+    "What about {k}?",
+    "What is the {k}?",
+    "Tell me about {k}.",
+    "How does {k} work?",
+    "Can you explain {k}?",
+    "{k}?",
+]
+_CUED_TEMPLATES = [
+    (re.compile(r"\$\d"), ["How much is {k}?", "What does {k} cost?", "What is the price of {k}?"]),
+    (
+        re.compile(r"\d+\s*(?:business\s+)?(?:day|week|month|year|hour|minute)s?\b"),
+        ["How long is {k}?", "How many days for {k}?"],
+    ),
+    (
+        re.compile(r"\d+(?:\.\d+)?\s*(?:kg|g|lb|oz|grams?|pounds?)\b"),
+        ["How much does {k} weigh?", "What is the weight of {k}?"],
+    ),
+    (re.compile(r"\d{3}-\d{4}|@"), ["How do I contact {k}?", "What is the number for {k}?"]),
+]
+
+
+def sentences(text: str) -> list[str]:
+    """Self-contained sentences of a chunk, without markdown markers."""
+    found = []
+    for line in text.splitlines():
+        line = re.sub(r"^\s*(?:#+|[-*]|\d+\.)\s*", "", line).strip()
+        for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z])", line):
+            if len(sentence.split()) >= 5 and sentence[-1:] in ".!?":
+                found.append(sentence)
+    return found
+
+
+def synthesize_question(sentence: str, rng: random.Random) -> str:
+    """A question made of a few of the sentence's content words (never its numbers)."""
+    words = [w.strip(".,;:!?()\"'") for w in sentence.split()]
+    content = [w for w in words if w and w.lower() not in _STOPWORDS and not re.search(r"\d", w)]
+    if not content:
+        content = words[:3]
+    width = min(len(content), rng.randint(2, 5))
+    start = rng.randint(0, min(2, len(content) - width))
+    keywords = " ".join(content[start : start + width]).lower()
+    templates = list(_QUESTION_TEMPLATES)
+    for pattern, cued in _CUED_TEMPLATES:
+        if pattern.search(sentence):
+            templates = cued * 2 + templates
+    return rng.choice(templates).format(k=keywords)
+
+
+def perturb_digits(texts: Sequence[str], rng: random.Random) -> list[str]:
+    """Replace every digit run by random digits of the same length, consistently across texts."""
+    mapping: dict[str, str] = {}
+
+    def swap(match: re.Match[str]) -> str:
+        run = match.group(0)
+        if run not in mapping:
+            first = str(rng.randint(1, 9)) if len(run) > 1 else str(rng.randint(0, 9))
+            mapping[run] = first + "".join(str(rng.randint(0, 9)) for _ in run[1:])
+        return mapping[run]
+
+    return [re.sub(r"\d+", swap, text) for text in texts]
+
+
+def reading_examples(corpus: DemoCorpus, count: int, max_chunks: int, rng: random.Random) -> list[list[dict[str, str]]]:
+    """Conversations (RAG prompt → the answering sentence) built from the knowledge base."""
+    candidates = [(i, s) for i, (_, text) in enumerate(corpus.chunks) for s in sentences(text)]
+    if not candidates:
+        raise ValueError("the knowledge base has no sentences to learn reading from")
+    conversations = []
+    for _ in range(count):
+        target, sentence = rng.choice(candidates)
+        others = [i for i in range(len(corpus.chunks)) if i != target]
+        picked = [target, *rng.sample(others, min(len(others), rng.randint(0, max_chunks - 1)))]
+        rng.shuffle(picked)
+        texts = perturb_digits([corpus.chunks[i][1] for i in picked] + [sentence], rng)
+        chunks = [(corpus.chunks[i][0], text) for i, text in zip(picked, texts[:-1], strict=True)]
+        question = synthesize_question(sentence, rng)
+        messages = corpus.rag_messages(question, chunks)
+        conversations.append([*messages, {"role": "assistant", "content": texts[-1]}])
+    return conversations
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    core.train_from_iterator(texts, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<|pad|>", eos_token="<|end|>", bos_token=None, unk_token=None
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.model_max_length = 100_000
+    return tokenizer
+
+
+def _new_model(spec: DemoSpec, tokenizer):
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.heads,
+        max_position_embeddings=spec.max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    torch.manual_seed(spec.seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
+    )
+    return model
+
+
+def cache_dir(home: Path, spec: DemoSpec, corpus: DemoCorpus) -> Path:
+    key = hashlib.sha256(f"{BUILDER_VERSION}{asdict(spec)}{corpus.fingerprint()}".encode()).hexdigest()[:12]
+    return home / "models" / f"demo-{key}"
+
+
+def load_or_build(
+    home: Path, corpus: DemoCorpus, spec: DemoSpec = DemoSpec(), log: Callable[[str], None] = print
+) -> DemoModel:
+    """Return the cached demo model for this corpus and spec, building it first if needed."""
+    target = cache_dir(home, spec, corpus)
+    info_file = target / "build_info.json"
+    if info_file.exists():
+        return DemoModel(target / "base", target / "adapter", json.loads(info_file.read_text()))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside the target and rename at the end, so a crash never leaves half a model.
+    work = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    try:
+        build(work, corpus, spec, log)
+        try:
+            os.rename(work, target)
+        except OSError:  # another process finished first; keep its copy
+            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return DemoModel(target / "base", target / "adapter", json.loads(info_file.read_text()))
+
+
+def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], None] = print) -> dict:
+    started = time.perf_counter()
+    rng = random.Random(spec.seed)
+    conversations = reading_examples(corpus, spec.base_steps * spec.base_batch_size, spec.max_context_chunks, rng)
+    texts = [text for _, text in corpus.chunks]
+    texts += [m["content"] for example in corpus.finetune for m in example.messages]
+    texts += [m["content"] for conversation in conversations[:500] for m in conversation]
+    tokenizer = train_tokenizer(texts, spec.vocab_size)
+    log(f"demo model: tokenizer with {len(tokenizer)} tokens ({time.perf_counter() - started:.1f} s)")
+
+    model = _new_model(spec, tokenizer)
+    parameters = sum(p.numel() for p in model.parameters())
+    tokenized = [tokenize_for_training(tokenizer, c, spec.max_positions) for c in conversations]
+    base_budget = spec.max_seconds * 0.7
+    base_report = fit(
+        model,
+        tokenized,
+        FitSettings(
+            learning_rate=spec.base_learning_rate,
+            max_steps=spec.base_steps,
+            batch_size=spec.base_batch_size,
+            max_seq_length=spec.max_positions,
+            weight_decay=0.01,
+            seed=spec.seed,
+            max_seconds=base_budget,
+        ),
+        tokenizer.pad_token_id,
+        on_step=_progress(log, "base model"),
+    )
+    base_dir = out / "base"
+    model.save_pretrained(str(base_dir))
+    tokenizer.save_pretrained(str(base_dir))
+    log(f"demo model: base trained, loss {base_report.train_loss:.2f} ({time.perf_counter() - started:.1f} s)")
+
+    remaining = max(10.0, spec.max_seconds - (time.perf_counter() - started))
+    adapter_report = train_lora(
+        model,
+        tokenizer,
+        corpus.finetune,
+        out / "adapter",
+        LoraSettings(),
+        FitSettings(
+            learning_rate=spec.adapter_learning_rate,
+            epochs=spec.adapter_epochs,
+            batch_size=spec.adapter_batch_size,
+            max_seq_length=256,
+            seed=spec.seed,
+            max_seconds=remaining,
+        ),
+        on_step=_progress(log, "adapter"),
+    )
+    info = {
+        "name": DEMO_MODEL_NAME,
+        "adapter": DEMO_ADAPTER_NAME,
+        "builder_version": BUILDER_VERSION,
+        "spec": asdict(spec),
+        "parameters": parameters,
+        "base": {"steps": base_report.steps, "loss": base_report.train_loss, "seconds": base_report.seconds},
+        "adapter_training": {
+            "steps": adapter_report.steps,
+            "loss": adapter_report.train_loss,
+            "seconds": adapter_report.seconds,
+            "examples": len(corpus.finetune),
+        },
+        "build_seconds": time.perf_counter() - started,
+    }
+    (out / "build_info.json").write_text(json.dumps(info, indent=2))
+    log(f"demo model: adapter trained, loss {adapter_report.train_loss:.2f}; built in {info['build_seconds']:.0f} s")
+    return info
+
+
+def _progress(log: Callable[[str], None], what: str) -> Callable:
+    def report(step) -> None:
+        if step.step == step.total_steps or step.step % 50 == 0:
+            log(f"demo model: {what} step {step.step}/{step.total_steps} loss {step.loss:.3f}")
+
+    return report

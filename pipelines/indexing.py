@@ -1,0 +1,89 @@
+"""The indexing pipeline: convert → clean → split (embedder tokens) → embed → write."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from haystack import Pipeline
+from haystack.components.converters import TextFileToDocument
+from haystack.components.preprocessors import DocumentCleaner
+from haystack.components.writers import DocumentWriter
+from haystack.document_stores.in_memory import InMemoryDocumentStore
+from haystack.document_stores.types import DuplicatePolicy
+from haystack_integrations.components.embedders.sentence_transformers import (
+    SentenceTransformersDocumentEmbedder,
+)
+
+from pipelines.embedder import EmbedderInfo
+from pipelines.splitter import EmbedderTokenSplitter
+from pipelines.store import load_store, new_store, save_store
+
+TEXT_SUFFIXES = (".txt", ".md")
+INDEX_FORMAT = "1"
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    size: int  # tokens of the embedder
+    overlap: int = 50
+
+
+def document_embedder(embedder: EmbedderInfo) -> SentenceTransformersDocumentEmbedder:
+    return SentenceTransformersDocumentEmbedder(
+        model=embedder.model, local_files_only=embedder.local, progress_bar=False, batch_size=32
+    )
+
+
+def indexing_pipeline(store: InMemoryDocumentStore, embedder: EmbedderInfo, chunks: ChunkSettings) -> Pipeline:
+    pipeline = Pipeline()
+    pipeline.add_component("converter", TextFileToDocument(store_full_path=False))
+    pipeline.add_component("cleaner", DocumentCleaner(remove_empty_lines=False, remove_extra_whitespaces=False))
+    pipeline.add_component("splitter", EmbedderTokenSplitter(embedder.model, chunks.size, chunks.overlap))
+    pipeline.add_component("embedder", document_embedder(embedder))
+    pipeline.add_component("writer", DocumentWriter(store, policy=DuplicatePolicy.OVERWRITE))
+    pipeline.connect("converter", "cleaner")
+    pipeline.connect("cleaner", "splitter")
+    pipeline.connect("splitter", "embedder")
+    pipeline.connect("embedder", "writer")
+    return pipeline
+
+
+def knowledge_base_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+
+
+def _fingerprint(files: Sequence[Path], embedder: EmbedderInfo, chunks: ChunkSettings) -> str:
+    digest = hashlib.sha256(f"{INDEX_FORMAT}|{embedder.name}|{chunks.size}|{chunks.overlap}".encode())
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def load_or_index(
+    folder: Path, cache_root: Path, embedder: EmbedderInfo, chunks: ChunkSettings
+) -> tuple[InMemoryDocumentStore, bool]:
+    """The store for `folder`, from the cache when its files and settings are unchanged.
+
+    Returns the store and whether it was built now.
+    """
+    files = knowledge_base_files(folder)
+    if not files:
+        raise FileNotFoundError(f"no .txt or .md files in {folder}")
+    cache = cache_root / f"{folder.name}-{_fingerprint(files, embedder, chunks)}.json"
+    cached = load_store(cache)
+    if cached is not None:
+        return cached, False
+    store = new_store()
+    indexing_pipeline(store, embedder, chunks).run({"converter": {"sources": files}})
+    save_store(store, cache)
+    return store, True
+
+
+def chunks_of(store: InMemoryDocumentStore) -> list[tuple[str, str]]:
+    """(source file, text) of every chunk, in document then split order."""
+    documents = store.filter_documents()
+    documents.sort(key=lambda d: (d.meta.get("file_path", ""), d.meta.get("split_id", 0)))
+    return [(d.meta.get("file_path", ""), d.content or "") for d in documents]

@@ -1,0 +1,53 @@
+"""The query pipeline: embed the question → BM25 + dense retrieval → reciprocal rank fusion →
+per-stage scores → prompt builder → the engine-backed generator."""
+
+from __future__ import annotations
+
+from haystack import Pipeline
+from haystack.components.joiners import DocumentJoiner
+from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
+from haystack.document_stores.in_memory import InMemoryDocumentStore
+from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
+
+from adapters.engine import Engine
+from pipelines.components import EngineGenerator, StageScores
+from pipelines.embedder import EmbedderInfo
+from pipelines.prompts import rag_prompt_builder
+
+DEFAULT_TOP_K = 3
+
+
+def query_pipeline(
+    store: InMemoryDocumentStore, embedder: EmbedderInfo, engine: Engine, top_k: int = DEFAULT_TOP_K
+) -> Pipeline:
+    pipeline = Pipeline()
+    pipeline.add_component(
+        "text_embedder",
+        SentenceTransformersTextEmbedder(model=embedder.model, local_files_only=embedder.local, progress_bar=False),
+    )
+    pipeline.add_component("bm25_retriever", InMemoryBM25Retriever(store, top_k=top_k))
+    pipeline.add_component("dense_retriever", InMemoryEmbeddingRetriever(store, top_k=top_k))
+    pipeline.add_component("fusion", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=top_k))
+    pipeline.add_component("scores", StageScores())
+    pipeline.add_component("prompt_builder", rag_prompt_builder())
+    pipeline.add_component("generator", EngineGenerator(engine))
+    pipeline.connect("text_embedder.embedding", "dense_retriever.query_embedding")
+    pipeline.connect("bm25_retriever.documents", "fusion.documents")
+    pipeline.connect("dense_retriever.documents", "fusion.documents")
+    pipeline.connect("fusion.documents", "scores.fused")
+    pipeline.connect("bm25_retriever.documents", "scores.bm25")
+    pipeline.connect("dense_retriever.documents", "scores.dense")
+    pipeline.connect("scores.documents", "prompt_builder.documents")
+    pipeline.connect("scores.documents", "generator.documents")
+    pipeline.connect("prompt_builder.prompt", "generator.messages")
+    return pipeline
+
+
+def pipeline_inputs(question: str, **generator: object) -> dict[str, dict[str, object]]:
+    """The run() data for `query_pipeline`: the question goes to every entry point."""
+    return {
+        "text_embedder": {"text": question},
+        "bm25_retriever": {"query": question},
+        "prompt_builder": {"question": question},
+        "generator": {"question": question, **generator},
+    }

@@ -1,0 +1,138 @@
+"""Command line: serve the page, or compare / evaluate / prepare from the terminal.
+
+python -m playground                      # serve on 127.0.0.1:7860
+python -m playground compare "QUESTION" --json
+python -m playground eval --json
+python -m playground prepare              # build the demo model and index ahead of time
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from playground.config import Settings
+
+SUBCOMMANDS = ("serve", "compare", "eval", "prepare")
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", help="runtime data folder (PLAYGROUND_HOME, default .playground)")
+    common.add_argument("--base-model", help="hub id or folder of the base model (PLAYGROUND_BASE_MODEL)")
+    common.add_argument("--adapter", help="folder of a PEFT LoRA adapter (PLAYGROUND_ADAPTER)")
+    decoding = argparse.ArgumentParser(add_help=False)
+    decoding.add_argument("--max-new-tokens", type=int)
+    decoding.add_argument("--temperature", type=float)
+    decoding.add_argument("--seed", type=int)
+    decoding.add_argument("--no-hybrid", action="store_true", help="skip the hybrid answer (adapter + retrieval)")
+
+    top = argparse.ArgumentParser(prog="python -m playground", description="RAG or fine-tuning? playground")
+    commands = top.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", parents=[common], help="serve the web page (the default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    compare = commands.add_parser("compare", parents=[common, decoding], help="compare the answers to one question")
+    compare.add_argument("question")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    evaluate = commands.add_parser("eval", parents=[common, decoding], help="fact hit rate over a question set")
+    evaluate.add_argument("--questions", help="JSONL with question, answer, fact, source (default: the sample set)")
+    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.add_argument("--json", action="store_true")
+    commands.add_parser("prepare", parents=[common], help="build the demo model and the index, then exit")
+    return top
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from pathlib import Path
+
+    return Settings().with_overrides(
+        home=Path(args.home) if args.home else None, base_model=args.base_model, adapter=args.adapter
+    )
+
+
+def _options(args: argparse.Namespace):
+    from playground.compare import CompareOptions
+
+    return CompareOptions(
+        hybrid=not args.no_hybrid, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed
+    )
+
+
+def _print_comparison(result: dict) -> None:
+    model = result["model"]
+    print(f"Base model: {model['base']} ({model['source']}); adapter: {model['adapter'] or 'none'}")
+    for index, chunk in enumerate(result["chunks"], start=1):
+        print(f"  [{index}] {chunk['source']} (fused score {chunk['score']:.3f})")
+    for name, answer in result["answers"].items():
+        if answer:
+            print(f"\n{name}: {answer['text']}")
+            print(
+                f"  {answer['latency_s']:.2f} s total, {answer['ttft_s']:.2f} s to first token, "
+                f"{answer['tokens_per_s']:.1f} tokens/s, {answer['prompt_tokens']} prompt + "
+                f"{answer['completion_tokens']} completion tokens"
+            )
+    print(f"\n{result['summary']}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help"):
+        argv = ["serve", *argv]
+    args = parser().parse_args(argv)
+
+    from playground.runtime import start
+
+    try:
+        settings = _settings(args)
+        runtime = start(settings, log=_log)
+    except (ValueError, FileNotFoundError) as error:
+        _log(f"error: {error}")
+        return 2
+
+    if args.command == "prepare":
+        _log(json.dumps({"model": runtime.model.__dict__, "startup": runtime.startup}))
+        return 0
+    if args.command == "serve":
+        from playground.app import build_app, launch
+
+        launch(build_app(runtime), args.host, args.port, args.share)
+        return 0
+
+    from playground.compare import CompareService
+
+    service = CompareService(runtime)
+    if args.command == "compare":
+        try:
+            result = service.compare(args.question, _options(args)).to_json()
+        except ValueError as error:
+            _log(f"error: {error}")
+            return 2
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            _print_comparison(result)
+        return 0
+
+    from pathlib import Path
+
+    from playground.evaluate import evaluate, load_questions
+
+    items = load_questions(Path(args.questions) if args.questions else settings.eval_data)[: args.limit]
+    report = evaluate(service, items, _options(args), progress=lambda i, n: _log(f"eval: {i}/{n}"))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Settings, read in one place from environment variables (and overridden by CLI flags)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DATA = PROJECT_ROOT / "sample_data"
+DEFAULT_BASE_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path(_env("PLAYGROUND_HOME", ".playground")))
+    base_model: str = field(default_factory=lambda: _env("PLAYGROUND_BASE_MODEL", DEFAULT_BASE_MODEL))
+    adapter: str = field(default_factory=lambda: _env("PLAYGROUND_ADAPTER", ""))
+    embedder: str = field(default_factory=lambda: _env("PLAYGROUND_EMBEDDER", ""))
+    knowledge_base: Path = field(
+        default_factory=lambda: Path(_env("PLAYGROUND_KNOWLEDGE_BASE", str(SAMPLE_DATA / "knowledge_base")))
+    )
+    finetune_data: Path = field(
+        default_factory=lambda: Path(_env("PLAYGROUND_FINETUNE_DATA", str(SAMPLE_DATA / "finetune" / "train.jsonl")))
+    )
+    eval_data: Path = field(
+        default_factory=lambda: Path(_env("PLAYGROUND_EVAL_DATA", str(SAMPLE_DATA / "eval" / "questions.jsonl")))
+    )
+    chunk_size: int = field(default_factory=lambda: _env_int("PLAYGROUND_CHUNK_SIZE", 0))  # 0: what the embedder reads
+    chunk_overlap: int = field(default_factory=lambda: _env_int("PLAYGROUND_CHUNK_OVERLAP", 50))
+    top_k: int = field(default_factory=lambda: _env_int("PLAYGROUND_TOP_K", 3))
+    max_new_tokens: int = field(default_factory=lambda: _env_int("PLAYGROUND_MAX_NEW_TOKENS", 96))
+    temperature: float = field(default_factory=lambda: _env_float("PLAYGROUND_TEMPERATURE", 0.0))
+    seed: int = field(default_factory=lambda: _env_int("PLAYGROUND_SEED", 0))
+    demo_size: str = field(default_factory=lambda: _env("PLAYGROUND_DEMO_SIZE", "small"))
+    device: str = field(default_factory=lambda: _env("PLAYGROUND_DEVICE", ""))
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

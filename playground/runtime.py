@@ -1,0 +1,126 @@
+"""Start-up: resolve and load the models, index the knowledge base, build the query pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from haystack import Pipeline
+from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+from adapters import demo_model
+from adapters.datasets import load_chat_jsonl
+from adapters.engine import DecodingSettings, Engine
+from adapters.resolver import ResolvedModel, adapter_base, resolve_model
+from pipelines.embedder import EmbedderInfo, resolve_embedder
+from pipelines.indexing import ChunkSettings, chunks_of, load_or_index
+from pipelines.prompts import rag_messages
+from pipelines.rag import query_pipeline
+from playground.config import Settings
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    base: str
+    source: str  # hub, local or demo
+    adapter: str | None
+    note: str = ""
+
+    @property
+    def is_demo(self) -> bool:
+        return self.source == "demo"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    embedder: EmbedderInfo
+    store: InMemoryDocumentStore
+    pipeline: Pipeline
+    model: ModelInfo
+    startup: dict[str, float] = field(default_factory=dict)
+
+    def decoding(self, **overrides: object) -> DecodingSettings:
+        values: dict[str, object] = {
+            "max_new_tokens": self.settings.max_new_tokens,
+            "temperature": self.settings.temperature,
+            "seed": self.settings.seed,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return DecodingSettings(**values)  # type: ignore[arg-type]
+
+
+def _timed(timings: dict[str, float], name: str, started: float) -> None:
+    timings[name] = round(time.perf_counter() - started, 3)
+
+
+def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
+    if settings.demo_size not in demo_model.DEMO_SIZES:
+        sizes = ", ".join(demo_model.DEMO_SIZES)
+        raise ValueError(f"PLAYGROUND_DEMO_SIZE is {settings.demo_size!r}; expected one of {sizes}")
+    timings: dict[str, float] = {}
+    embedder = resolve_embedder(settings.embedder or None)
+    chunking = ChunkSettings(settings.chunk_size or embedder.max_chunk_tokens, settings.chunk_overlap)
+    if chunking.size > embedder.max_chunk_tokens:
+        log(
+            f"warning: chunks of {chunking.size} tokens exceed the {embedder.max_chunk_tokens} tokens "
+            f"{embedder.name} reads; the rest of each chunk will not be embedded"
+        )
+    started = time.perf_counter()
+    store, built = load_or_index(settings.knowledge_base, settings.home / "indexes", embedder, chunking)
+    _timed(timings, "index_build_s" if built else "index_load_s", started)
+    log(f"knowledge base: {store.count_documents()} chunks from {settings.knowledge_base}")
+
+    demo_built: list[demo_model.DemoModel] = []
+
+    def build_demo() -> tuple[Path, str]:
+        corpus = demo_model.DemoCorpus(chunks_of(store), load_chat_jsonl(settings.finetune_data), rag_messages)
+        began = time.perf_counter()
+        demo = demo_model.load_or_build(settings.home, corpus, demo_model.DEMO_SIZES[settings.demo_size], log)
+        _timed(timings, "demo_model_s", began)
+        demo_built.append(demo)
+        return demo.base_path, demo_model.DEMO_MODEL_NAME
+
+    base: ResolvedModel = resolve_model(settings.base_model, build_demo, log)
+    started = time.perf_counter()
+    engine = Engine.load(base.path, name=base.name, device=settings.device or None)
+    _timed(timings, "model_load_s", started)
+
+    adapter_name = _attach_adapter(engine, settings, base, demo_built[0] if demo_built else None, log)
+    pipeline = query_pipeline(store, embedder, engine, top_k=settings.top_k)
+    started = time.perf_counter()
+    pipeline.warm_up()
+    _timed(timings, "pipeline_warm_up_s", started)
+    model = ModelInfo(base.name, base.source, adapter_name, base.note)
+    return Runtime(settings, engine, embedder, store, pipeline, model, timings)
+
+
+def _attach_adapter(
+    engine: Engine,
+    settings: Settings,
+    base: ResolvedModel,
+    demo: demo_model.DemoModel | None,
+    log: Callable[[str], None],
+) -> str | None:
+    """Load the adapter asked for, else the demo adapter, else the newest one trained on this base."""
+    if settings.adapter:
+        path = Path(settings.adapter).expanduser()
+        name = path.name
+        engine.load_adapter(name, path)
+        return name
+    if demo is not None:
+        engine.load_adapter(demo_model.DEMO_ADAPTER_NAME, demo.adapter_path)
+        return demo_model.DEMO_ADAPTER_NAME
+    candidates = sorted(
+        (p for p in (settings.home / "adapters").glob("*/adapter_config.json") if adapter_base(p.parent) == base.name),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if candidates:
+        folder = candidates[-1].parent
+        engine.load_adapter(folder.name, folder)
+        return folder.name
+    log(f"no LoRA adapter trained on {base.name} yet: the fine-tuned and hybrid panes stay empty")
+    return None

@@ -1,0 +1,78 @@
+"""The Compare tab: one question, three answer panes streaming side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from playground.compare import CompareOptions, CompareService, Comparison
+from playground.metrics import TABLE_HEADERS, table_rows
+from playground.ui.render import chunks_html
+
+PANES = {
+    "rag": ("RAG: base model + retrieved chunks", "answer-rag"),
+    "finetuned": ("Fine-tuned: base model + LoRA adapter, no retrieval", "answer-finetuned"),
+    "hybrid": ("Hybrid: LoRA adapter + retrieved chunks", "answer-hybrid"),
+}
+
+
+def _view(state: Comparison) -> tuple[Any, ...]:
+    texts = [state.texts.get(name, "") for name in PANES]
+    if not state.model.adapter:
+        texts[1] = texts[2] = "No LoRA adapter is loaded for this base model yet."
+    table = table_rows(state.answers)
+    return (*texts, chunks_html(state.chunks), table, state.summary)
+
+
+def build(service: CompareService) -> None:
+    settings = service.runtime.settings
+    with gr.Row():
+        prompt = gr.Textbox(
+            label="Question",
+            placeholder="e.g. How much does the Summit 2 tent cost?",
+            elem_id="prompt",
+            lines=2,
+            scale=5,
+        )
+        ask = gr.Button("Ask", variant="primary", elem_id="ask", scale=1)
+    with gr.Accordion("Decoding (applies to every pane)", open=False), gr.Row():
+        max_new_tokens = gr.Slider(8, 512, value=settings.max_new_tokens, step=8, label="Max new tokens")
+        temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature (0 = greedy)")
+        seed = gr.Number(value=settings.seed, precision=0, label="Seed")
+        hybrid = gr.Checkbox(value=True, label="Show the hybrid pane (adapter + retrieval)", elem_id="hybrid-toggle")
+    with gr.Row(equal_height=True):
+        panes = [
+            gr.Textbox(label=label, elem_id=elem_id, lines=8, max_lines=20, interactive=False)
+            for label, elem_id in PANES.values()
+        ]
+    summary = gr.Markdown(elem_id="summary")
+    metrics = gr.Dataframe(headers=TABLE_HEADERS, elem_id="metrics", interactive=False, label="Latency and tokens")
+    gr.Markdown("### Retrieved chunks (what RAG and the hybrid read)")
+    chunks = gr.HTML(chunks_html([]), elem_id="chunks")
+
+    def run(question: str, tokens: float, temp: float, seed_value: float | None, show_hybrid: bool) -> Iterator[tuple]:
+        options = CompareOptions(
+            hybrid=bool(show_hybrid),
+            max_new_tokens=int(tokens),
+            temperature=float(temp),
+            seed=int(seed_value or 0),
+        )
+        try:
+            for state in service.stream(question, options):
+                yield _view(state)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+
+    inputs = [prompt, max_new_tokens, temperature, seed, hybrid]
+    outputs = [*panes, chunks, metrics, summary]
+    ask.click(run, inputs, outputs, api_visibility="private")
+    prompt.submit(run, inputs, outputs, api_visibility="private")
+    hybrid.change(lambda show: gr.update(visible=show), hybrid, panes[2], api_visibility="private")
+
+    def compare(question: str) -> dict:
+        """Ask all panes one question; returns the comparison as JSON (answers, chunks, timings, summary)."""
+        return service.compare(question, CompareOptions()).to_json()
+
+    gr.api(compare, api_name="compare")

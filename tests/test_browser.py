@@ -1,0 +1,99 @@
+"""In a real browser: ask a question, see chunks, three streamed answers and the metrics table."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+
+import pytest
+
+from playground.app import build_app
+from playground.ui.render import CSS
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url(runtime):
+    app = build_app(runtime)
+    port = _free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True)
+    yield f"http://127.0.0.1:{port}"
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def page(url):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#prompt textarea")
+        yield page
+        browser.close()
+
+
+def _value(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} textarea").input_value()
+
+
+def test_asking_fills_every_pane_while_streaming(page, runtime):
+    # Record every distinct value the RAG pane takes, to see the answer arrive in pieces.
+    page.evaluate(
+        """() => {
+            window.__ragValues = [];
+            const area = document.querySelector('#answer-rag textarea');
+            const tick = () => {
+                const v = area.value;
+                if (window.__ragValues[window.__ragValues.length - 1] !== v) window.__ragValues.push(v);
+                if (!window.__stopWatching) requestAnimationFrame(tick);
+            };
+            tick();
+        }"""
+    )
+    page.fill("#prompt textarea", "What is the price of the Ridgeline 4 tent?")
+    page.click("#ask")
+    page.wait_for_function(
+        "() => document.querySelector('#metrics') && document.querySelector('#metrics').innerText.includes('Hybrid')",
+        timeout=120_000,
+    )
+    page.evaluate("() => { window.__stopWatching = true; }")
+    for pane in ("answer-rag", "answer-finetuned", "answer-hybrid"):
+        assert _value(page, pane).strip(), pane
+    chunks = page.locator("#chunks").inner_text()
+    assert "ridgeline-4-tent.txt" in chunks
+    assert "fused" in chunks and "BM25" in chunks
+    metrics = page.locator("#metrics").inner_text()
+    assert "RAG" in metrics and "Fine-tuned model" in metrics
+    assert "than RAG" in page.locator("#summary").inner_text() or "as RAG" in page.locator("#summary").inner_text()
+    values = page.evaluate("() => window.__ragValues")
+    non_empty = [v for v in values if v]
+    assert len(non_empty) >= 2, f"the RAG answer appeared at once, not streamed: {values}"
+    assert "demo model" in page.locator("#model-banner").inner_text()
+
+
+def test_hybrid_pane_can_be_hidden(page):
+    page.click("#hybrid-toggle input")
+    page.wait_for_selector("#answer-hybrid", state="hidden")
+    page.click("#hybrid-toggle input")
+    page.wait_for_selector("#answer-hybrid", state="visible")
+
+
+def test_compare_api_endpoint(url):
+    from gradio_client import Client
+
+    result = Client(url, verbose=False).predict("How much does the Summit 2 tent cost?", api_name="/compare")
+    assert result["question"] == "How much does the Summit 2 tent cost?"
+    assert set(result["answers"]) == {"rag", "finetuned", "hybrid"}
+    assert result["chunks"][0]["source"].endswith((".md", ".txt"))

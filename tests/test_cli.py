@@ -1,0 +1,60 @@
+"""The README's command: `python -m playground compare "QUESTION" --json`, offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from playground.config import PROJECT_ROOT
+
+
+def run_cli(home, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PLAYGROUND_HOME": str(home),
+        "PLAYGROUND_DEMO_SIZE": "tiny",
+        "PLAYGROUND_MAX_NEW_TOKENS": "12",
+        "HF_HUB_OFFLINE": "1",
+    }
+    env.pop("PLAYGROUND_BASE_MODEL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "playground", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_compare_json_offline(runtime, home):
+    """Uses the models the session fixture built (same PLAYGROUND_HOME: the cache is reused)."""
+    done = run_cli(home, "compare", "What is the price of the Ridgeline 4 tent?", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["model"]["source"] == "demo"
+    assert "HF_HUB_OFFLINE" in result["model"]["note"]
+    assert result["answers"]["rag"]["text"] and result["answers"]["finetuned"]["text"]
+    assert "ridgeline-4-tent.txt" in [c["source"] for c in result["chunks"]]
+
+
+def test_empty_question_exits_non_zero_with_a_message(runtime, home):
+    done = run_cli(home, "compare", "  ", "--json")
+    assert done.returncode == 2
+    assert "Type a question" in done.stderr
+
+
+def test_bad_setting_names_the_variable(home):
+    env_home = str(home)
+    done = subprocess.run(
+        [sys.executable, "-m", "playground", "compare", "hi"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PLAYGROUND_HOME": env_home, "PLAYGROUND_TOP_K": "many"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "PLAYGROUND_TOP_K" in done.stderr

@@ -1,0 +1,99 @@
+"""The comparison service: retrieval from the right files, every JSON key, streaming states."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from playground.compare import CompareOptions
+from playground.config import SAMPLE_DATA
+from playground.metrics import difference, summary
+
+ANSWER_KEYS = {"text", "latency_s", "ttft_s", "prompt_tokens", "completion_tokens", "tokens_per_s"}
+
+
+def test_json_has_every_key(service):
+    result = service.compare("What is the price of the Ridgeline 4 tent?").to_json()
+    json.dumps(result)  # serialisable as is
+    assert result["question"] == "What is the price of the Ridgeline 4 tent?"
+    assert set(result["model"]) >= {"base", "source", "adapter"}
+    assert result["model"]["source"] == "demo"
+    assert result["model"]["adapter"]
+    assert result["chunks"] and all(set(c) >= {"source", "content", "score"} for c in result["chunks"])
+    for name in ("rag", "finetuned", "hybrid"):
+        assert set(result["answers"][name]) >= ANSWER_KEYS, name
+    assert result["summary"].endswith(".")
+    assert "than RAG" in result["summary"] or "as RAG" in result["summary"]
+
+
+def test_rag_prompt_contains_the_retrieved_chunks(service):
+    result = service.compare("How much does the Summit 2 tent cost?").to_json()
+    rag, finetuned = result["answers"]["rag"], result["answers"]["finetuned"]
+    assert rag["prompt_tokens"] > finetuned["prompt_tokens"] + 100
+    assert result["answers"]["hybrid"]["prompt_tokens"] == rag["prompt_tokens"]
+
+
+@pytest.mark.parametrize(
+    ("question", "source"),
+    [
+        ("What is the price of the Ridgeline 4 tent?", "ridgeline-4-tent.txt"),
+        ("How much does the repair shop charge to resole boots?", "repair-service.md"),
+        ("How many days do I have to return an item?", "return-policy.md"),
+    ],
+)
+def test_chunks_come_from_the_right_sample_file(service, question, source):
+    result = service.compare(question, CompareOptions(hybrid=False, max_new_tokens=4)).to_json()
+    sources = [c["source"] for c in result["chunks"]]
+    assert source in sources, sources
+    assert all((SAMPLE_DATA / "knowledge_base" / s).exists() for s in sources)
+    assert all(c["content"] in (SAMPLE_DATA / "knowledge_base" / c["source"]).read_text() for c in result["chunks"])
+
+
+def test_stream_fills_chunks_first_then_answers_grow(service):
+    states = []
+    for state in service.stream("What are the support hours?", CompareOptions(max_new_tokens=12)):
+        states.append((bool(state.chunks), dict(state.texts), set(state.answers), state.done))
+    assert states[0][0], "retrieved chunks arrive before any answer text"
+    assert not states[0][2]
+    assert states[-1][3] and states[-1][2] == {"rag", "finetuned", "hybrid"}
+    rag_lengths = [len(texts["rag"]) for _, texts, _, _ in states]
+    assert len(set(rag_lengths)) > 2, "the RAG answer grew over several states"
+
+
+def test_hybrid_can_be_switched_off(service):
+    result = service.compare("Do you ship to Canada?", CompareOptions(hybrid=False)).to_json()
+    assert result["answers"]["hybrid"] is None
+    assert result["answers"]["rag"] and result["answers"]["finetuned"]
+
+
+def test_decoding_settings_apply_to_every_pane(service):
+    result = service.compare("Tell me about gift cards.", CompareOptions(max_new_tokens=3)).to_json()
+    assert result["decoding"]["max_new_tokens"] == 3
+    assert all(a["completion_tokens"] <= 3 for a in result["answers"].values())
+
+
+def test_sampling_with_a_seed_is_repeatable(service):
+    options = CompareOptions(temperature=1.0, seed=7, max_new_tokens=8)
+    first = service.compare("What is the loyalty program?", options).to_json()
+    second = service.compare("What is the loyalty program?", options).to_json()
+    assert [a["text"] for a in first["answers"].values()] == [a["text"] for a in second["answers"].values()]
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 2001])
+def test_bad_questions_get_a_clear_message(service, question):
+    with pytest.raises(ValueError, match=r"question|Type"):
+        service.compare(question)
+
+
+def test_summary_sentence_in_plain_words():
+    answers = {
+        "rag": {"latency_s": 3.0, "prompt_tokens": 700, "completion_tokens": 50},
+        "finetuned": {"latency_s": 1.6, "prompt_tokens": 540, "completion_tokens": 38},
+    }
+    assert difference("finetuned", "rag", answers) == (
+        "the fine-tuned model answered 1.4 s faster and used 23 % fewer tokens than RAG"
+    )
+    assert summary(answers) == "The fine-tuned model answered 1.4 s faster and used 23 % fewer tokens than RAG."
+    answers["finetuned"] = {"latency_s": 3.0, "prompt_tokens": 900, "completion_tokens": 50}
+    assert summary(answers) == "The fine-tuned model answered as fast as RAG and used 27 % more tokens."
