@@ -32,7 +32,7 @@ import torch
 from adapters.datasets import ChatExample, tokenize_for_training
 from adapters.train import FitSettings, LoraSettings, fit, train_lora
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "4"
 DEMO_MODEL_NAME = "pinecrest-demo-llama"
 DEMO_ADAPTER_NAME = "pinecrest-voice"
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
@@ -47,23 +47,34 @@ RagMessages = Callable[[str, Sequence[Chunk]], list[dict[str, str]]]
 
 @dataclass(frozen=True)
 class DemoSpec:
-    """Size and training budget of the demo model; tests use a much smaller one."""
+    """Size and training budget of the demo model; tests use a much smaller one.
+
+    The base model trains in two phases: first on short passages (a few sentences around the
+    answer: many examples per second, where copying is learnt), then on whole retrieved chunks
+    as the RAG pipeline sends them. Both also train on the prompt tokens (`context_loss_weight`),
+    which teaches the language of the documents far faster than the answers alone.
+    """
 
     vocab_size: int = 4096
-    hidden_size: int = 256
-    intermediate_size: int = 688
-    layers: int = 3
+    hidden_size: int = 128
+    intermediate_size: int = 320
+    layers: int = 2
     heads: int = 4
     max_positions: int = 1024
-    base_steps: int = 420
-    base_batch_size: int = 8
-    base_learning_rate: float = 3e-3
+    window_sentences: int = 5
+    window_steps: int = 400
+    window_batch_size: int = 16
+    window_learning_rate: float = 3e-3
+    base_steps: int = 550
+    base_batch_size: int = 4
+    base_learning_rate: float = 2e-3
+    context_loss_weight: float = 1.0
     max_context_chunks: int = 3
-    adapter_epochs: float = 10.0
-    adapter_learning_rate: float = 3e-3
+    adapter_epochs: float = 20.0
+    adapter_learning_rate: float = 4e-3
     adapter_batch_size: int = 16
     seed: int = 0
-    max_seconds: float = 270.0  # safety cap for the whole build
+    max_seconds: float = 280.0  # safety cap for the whole build on a slow machine
 
 
 # "tiny" builds in seconds, for tests and quick checks of the wiring; its answers are noise.
@@ -76,8 +87,10 @@ DEMO_SIZES = {
         layers=2,
         heads=2,
         max_positions=2048,
-        base_steps=8,
-        base_batch_size=4,
+        window_steps=4,
+        window_batch_size=4,
+        base_steps=4,
+        base_batch_size=2,
         adapter_epochs=0.5,
         max_seconds=60.0,
     ),
@@ -213,9 +226,20 @@ def sentences(text: str) -> list[str]:
 
 
 def synthesize_question(sentence: str, rng: random.Random) -> str:
-    """A question made of a few of the sentence's content words (never its numbers)."""
+    """A question made of a few of the sentence's content words.
+
+    Numbers stay out (they are what is asked for) except model numbers in names ("Summit 2").
+    """
     words = [w.strip(".,;:!?()\"'") for w in sentence.split()]
-    content = [w for w in words if w and w.lower() not in _STOPWORDS and not re.search(r"\d", w)]
+
+    def usable(index: int, word: str) -> bool:
+        if not word or word.lower() in _STOPWORDS:
+            return False
+        if re.search(r"\d", word):
+            return word.isdigit() and len(word) <= 3 and index > 0 and words[index - 1][:1].isupper()
+        return True
+
+    content = [w for i, w in enumerate(words) if usable(i, w)]
     if not content:
         content = words[:3]
     width = min(len(content), rng.randint(2, 5))
@@ -242,21 +266,41 @@ def perturb_digits(texts: Sequence[str], rng: random.Random) -> list[str]:
     return [re.sub(r"\d+", swap, text) for text in texts]
 
 
-def reading_examples(corpus: DemoCorpus, count: int, max_chunks: int, rng: random.Random) -> list[list[dict[str, str]]]:
-    """Conversations (RAG prompt → the answering sentence) built from the knowledge base."""
-    candidates = [(i, s) for i, (_, text) in enumerate(corpus.chunks) for s in sentences(text)]
+def reading_examples(
+    corpus: DemoCorpus, count: int, max_chunks: int, rng: random.Random, window: int | None = None
+) -> list[list[dict[str, str]]]:
+    """Conversations (RAG prompt → the answering sentence) built from the knowledge base.
+
+    With `window`, each context passage is cut down to a few sentences around the answer
+    (and random sentences for distractors): short examples, many per second, from which the
+    model learns to copy before it meets whole chunks.
+    """
+    chunk_sentences = [sentences(text) for _, text in corpus.chunks]
+    candidates = [(i, j) for i, found in enumerate(chunk_sentences) for j in range(len(found))]
     if not candidates:
         raise ValueError("the knowledge base has no sentences to learn reading from")
+
+    def passage(index: int, around: int | None) -> str:
+        if window is None:
+            return corpus.chunks[index][1]
+        found = chunk_sentences[index] or [corpus.chunks[index][1]]
+        size = rng.randint(2, window)
+        centre = around if around is not None else rng.randrange(len(found))
+        start = max(0, min(centre - rng.randint(0, size - 1), len(found) - size))
+        return " ".join(found[start : start + size])
+
     conversations = []
     for _ in range(count):
-        target, sentence = rng.choice(candidates)
+        target, position = rng.choice(candidates)
+        sentence = chunk_sentences[target][position]
         others = [i for i in range(len(corpus.chunks)) if i != target]
         picked = [target, *rng.sample(others, min(len(others), rng.randint(0, max_chunks - 1)))]
         rng.shuffle(picked)
-        texts = perturb_digits([corpus.chunks[i][1] for i in picked] + [sentence], rng)
+        passages = [passage(i, position if i == target else None) for i in picked]
+        texts = perturb_digits([*passages, sentence], rng)
         chunks = [(corpus.chunks[i][0], text) for i, text in zip(picked, texts[:-1], strict=True)]
-        question = synthesize_question(sentence, rng)
-        messages = corpus.rag_messages(question, chunks)
+        # Asked about the perturbed sentence, so names like "Summit 2" match the context.
+        messages = corpus.rag_messages(synthesize_question(texts[-1], rng), chunks)
         conversations.append([*messages, {"role": "assistant", "content": texts[-1]}])
     return conversations
 
@@ -266,7 +310,11 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int):
     from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # Digits one by one (as Llama's tokenizers do): a number is then copied digit by digit,
+    # the same way whatever its value, which is what reading a price from the context needs.
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -338,36 +386,44 @@ def load_or_build(
 def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], None] = print) -> dict:
     started = time.perf_counter()
     rng = random.Random(spec.seed)
-    conversations = reading_examples(corpus, spec.base_steps * spec.base_batch_size, spec.max_context_chunks, rng)
+    short = reading_examples(
+        corpus, spec.window_steps * spec.window_batch_size, spec.max_context_chunks, rng, spec.window_sentences
+    )
+    whole = reading_examples(corpus, spec.base_steps * spec.base_batch_size, spec.max_context_chunks, rng)
     texts = [text for _, text in corpus.chunks]
     texts += [m["content"] for example in corpus.finetune for m in example.messages]
-    texts += [m["content"] for conversation in conversations[:500] for m in conversation]
+    texts += [m["content"] for conversation in whole[:500] for m in conversation]
     tokenizer = train_tokenizer(texts, spec.vocab_size)
     log(f"demo model: tokenizer with {len(tokenizer)} tokens ({time.perf_counter() - started:.1f} s)")
 
     model = _new_model(spec, tokenizer)
     parameters = sum(p.numel() for p in model.parameters())
-    tokenized = [tokenize_for_training(tokenizer, c, spec.max_positions) for c in conversations]
-    base_budget = spec.max_seconds * 0.7
-    base_report = fit(
-        model,
-        tokenized,
-        FitSettings(
-            learning_rate=spec.base_learning_rate,
-            max_steps=spec.base_steps,
-            batch_size=spec.base_batch_size,
-            max_seq_length=spec.max_positions,
-            weight_decay=0.01,
-            seed=spec.seed,
-            max_seconds=base_budget,
-        ),
-        tokenizer.pad_token_id,
-        on_step=_progress(log, "base model"),
-    )
+    phases = {}
+    for phase, examples, steps, batch_size, learning_rate in (
+        ("short passages", short, spec.window_steps, spec.window_batch_size, spec.window_learning_rate),
+        ("whole chunks", whole, spec.base_steps, spec.base_batch_size, spec.base_learning_rate),
+    ):
+        report = fit(
+            model,
+            [tokenize_for_training(tokenizer, c, spec.max_positions) for c in examples],
+            FitSettings(
+                learning_rate=learning_rate,
+                max_steps=steps,
+                batch_size=batch_size,
+                max_seq_length=spec.max_positions,
+                weight_decay=0.01,
+                seed=spec.seed,
+                max_seconds=spec.max_seconds * 0.4,
+                context_loss_weight=spec.context_loss_weight,
+            ),
+            tokenizer.pad_token_id,
+            on_step=_progress(log, f"base model, {phase}"),
+        )
+        phases[phase] = {"steps": report.steps, "loss": report.train_loss, "seconds": round(report.seconds, 1)}
     base_dir = out / "base"
     model.save_pretrained(str(base_dir))
     tokenizer.save_pretrained(str(base_dir))
-    log(f"demo model: base trained, loss {base_report.train_loss:.2f} ({time.perf_counter() - started:.1f} s)")
+    log(f"demo model: base model trained ({time.perf_counter() - started:.1f} s)")
 
     remaining = max(10.0, spec.max_seconds - (time.perf_counter() - started))
     adapter_report = train_lora(
@@ -392,14 +448,14 @@ def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], No
         "builder_version": BUILDER_VERSION,
         "spec": asdict(spec),
         "parameters": parameters,
-        "base": {"steps": base_report.steps, "loss": base_report.train_loss, "seconds": base_report.seconds},
+        "base": phases,
         "adapter_training": {
             "steps": adapter_report.steps,
             "loss": adapter_report.train_loss,
-            "seconds": adapter_report.seconds,
+            "seconds": round(adapter_report.seconds, 1),
             "examples": len(corpus.finetune),
         },
-        "build_seconds": time.perf_counter() - started,
+        "build_seconds": round(time.perf_counter() - started, 1),
     }
     (out / "build_info.json").write_text(json.dumps(info, indent=2))
     log(f"demo model: adapter trained, loss {adapter_report.train_loss:.2f}; built in {info['build_seconds']:.0f} s")
@@ -408,7 +464,7 @@ def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], No
 
 def _progress(log: Callable[[str], None], what: str) -> Callable:
     def report(step) -> None:
-        if step.step == step.total_steps or step.step % 50 == 0:
+        if step.step == step.total_steps or step.step % 100 == 0:
             log(f"demo model: {what} step {step.step}/{step.total_steps} loss {step.loss:.3f}")
 
     return report

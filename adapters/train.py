@@ -41,6 +41,7 @@ class FitSettings:
     weight_decay: float = 0.0
     seed: int = 0
     max_seconds: float | None = None  # a safety cap; training stops after the step that crosses it
+    context_loss_weight: float = 0.0  # >0 also trains on prompt tokens (pretraining, not fine-tuning)
 
 
 @dataclass
@@ -102,17 +103,22 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def answer_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Next-token loss on labelled positions only.
+def answer_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], context_weight: float = 0.0) -> torch.Tensor:
+    """Next-token loss on labelled positions, plus `context_weight` × the loss on the prompt.
 
-    The output projection runs on those positions alone: with long RAG prompts and short
-    answers, projecting every position onto the vocabulary would be about half the compute.
+    The output projection runs only on the positions that count: with long RAG prompts and
+    short answers, projecting every position onto the vocabulary would be about half the compute.
     """
     hidden = model.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
+    head = model.get_output_embeddings()
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE_INDEX
-    logits = model.get_output_embeddings()(hidden[:, :-1][keep])
-    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+    loss = torch.nn.functional.cross_entropy(head(hidden[:, :-1][keep]).float(), targets[keep])
+    if context_weight > 0:
+        prompt = (batch["attention_mask"][:, 1:] == 1) & ~keep
+        tokens = batch["input_ids"][:, 1:][prompt]
+        loss = loss + context_weight * torch.nn.functional.cross_entropy(head(hidden[:, :-1][prompt]).float(), tokens)
+    return loss
 
 
 def fit(
@@ -152,7 +158,7 @@ def fit(
         batch = _collate([examples[i] for i in queue.pop()], pad_id)
         batch = {k: v.to(device) for k, v in batch.items()}
         with _autocast(device):
-            loss = answer_loss(model, batch)
+            loss = answer_loss(model, batch, settings.context_loss_weight)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()

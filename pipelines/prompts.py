@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 from haystack import Document
 from haystack.components.builders import ChatPromptBuilder
@@ -25,10 +26,15 @@ def to_dicts(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
     return [{"role": m.role.value, "content": m.text or ""} for m in messages]
 
 
+@cache
+def _shared_builder() -> ChatPromptBuilder:
+    return rag_prompt_builder()
+
+
 def rag_messages(question: str, chunks: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
     """The RAG prompt for `question` over (source, text) chunks, rendered by the pipeline's builder."""
     documents = [Document(content=text, meta={"file_path": source}) for source, text in chunks]
-    prompt = rag_prompt_builder().run(question=question, documents=documents)["prompt"]
+    prompt = _shared_builder().run(question=question, documents=documents)["prompt"]
     return to_dicts(prompt)
 
 

@@ -84,6 +84,7 @@ def test_asking_fills_every_pane_while_streaming(page, runtime):
 
 
 def test_hybrid_pane_can_be_hidden(page):
+    page.get_by_text("Decoding (applies to every pane)").click()
     page.click("#hybrid-toggle input")
     page.wait_for_selector("#answer-hybrid", state="hidden")
     page.click("#hybrid-toggle input")
