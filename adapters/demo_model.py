@@ -5,10 +5,11 @@ Without network access no instruct model can be downloaded, so on first run the 
 
 1. a byte-level BPE tokenizer with a chat template, trained on the sample texts;
 2. a small Llama base model trained to *read*: given retrieved chunks and a question, answer
-   with the sentence of the context that the question is about. Every digit run in a training
-   example is replaced by random digits (the same within one example), so the only way to get a
-   price or a phone number right is to copy it from the context: the base model learns to read,
-   not the facts, and facts that only the documents hold stay unknown to it without retrieval;
+   with the sentence of the context that the question is about. Every number in a training
+   example is swapped for another number of the documents (the same swap within one example),
+   so the only way to get a price or a phone number right is to copy it from the context: the
+   base model learns to read, not the facts, and facts that only the documents hold stay
+   unknown to it without retrieval;
 3. a LoRA adapter trained on the sample fine-tuning set (no context), which teaches the brand
    voice and the facts that set covers.
 """
@@ -32,7 +33,7 @@ import torch
 from adapters.datasets import ChatExample, tokenize_for_training
 from adapters.train import FitSettings, LoraSettings, fit, train_lora
 
-BUILDER_VERSION = "4"
+BUILDER_VERSION = "6"
 DEMO_MODEL_NAME = "pinecrest-demo-llama"
 DEMO_ADAPTER_NAME = "pinecrest-voice"
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
@@ -49,10 +50,11 @@ RagMessages = Callable[[str, Sequence[Chunk]], list[dict[str, str]]]
 class DemoSpec:
     """Size and training budget of the demo model; tests use a much smaller one.
 
-    The base model trains in two phases: first on short passages (a few sentences around the
-    answer: many examples per second, where copying is learnt), then on whole retrieved chunks
-    as the RAG pipeline sends them. Both also train on the prompt tokens (`context_loss_weight`),
-    which teaches the language of the documents far faster than the answers alone.
+    The base model trains in three phases: passages said twice (copying, the skill reading
+    rests on: a small model learns it only from short, dense examples), then questions over
+    short passages (a few sentences around the answer), then over whole retrieved chunks as the
+    RAG pipeline sends them. The reading phases also train on the prompt tokens
+    (`context_loss_weight`), which teaches the documents' language far faster than answers alone.
     """
 
     vocab_size: int = 4096
@@ -62,10 +64,11 @@ class DemoSpec:
     heads: int = 4
     max_positions: int = 1024
     window_sentences: int = 5
-    window_steps: int = 400
+    copy_steps: int = 700
+    window_steps: int = 300
     window_batch_size: int = 16
     window_learning_rate: float = 3e-3
-    base_steps: int = 550
+    base_steps: int = 300
     base_batch_size: int = 4
     base_learning_rate: float = 2e-3
     context_loss_weight: float = 1.0
@@ -87,11 +90,12 @@ DEMO_SIZES = {
         layers=2,
         heads=2,
         max_positions=2048,
+        copy_steps=4,
         window_steps=4,
         window_batch_size=4,
         base_steps=4,
         base_batch_size=2,
-        adapter_epochs=0.5,
+        adapter_epochs=3.0,
         max_seconds=60.0,
     ),
 }
@@ -252,15 +256,32 @@ def synthesize_question(sentence: str, rng: random.Random) -> str:
     return rng.choice(templates).format(k=keywords)
 
 
-def perturb_digits(texts: Sequence[str], rng: random.Random) -> list[str]:
-    """Replace every digit run by random digits of the same length, consistently across texts."""
+def number_pool(texts: Sequence[str]) -> dict[int, list[str]]:
+    """The numbers the documents use, by digit count."""
+    pool: dict[int, set[str]] = {}
+    for text in texts:
+        for run in re.findall(r"\d+", text):
+            pool.setdefault(len(run), set()).add(run)
+    return {length: sorted(found) for length, found in pool.items()}
+
+
+def perturb_digits(texts: Sequence[str], rng: random.Random, pool: dict[int, list[str]] | None = None) -> list[str]:
+    """Replace every number by another, consistently across `texts`.
+
+    The replacement is drawn from `pool` (numbers of the same length that the documents use,
+    so they tokenise like real ones and stay as easy to copy), else made of random digits.
+    """
     mapping: dict[str, str] = {}
 
     def swap(match: re.Match[str]) -> str:
         run = match.group(0)
         if run not in mapping:
-            first = str(rng.randint(1, 9)) if len(run) > 1 else str(rng.randint(0, 9))
-            mapping[run] = first + "".join(str(rng.randint(0, 9)) for _ in run[1:])
+            choices = [n for n in (pool or {}).get(len(run), []) if n != run]
+            if choices:
+                mapping[run] = rng.choice(choices)
+            else:
+                first = str(rng.randint(1, 9)) if len(run) > 1 else str(rng.randint(0, 9))
+                mapping[run] = first + "".join(str(rng.randint(0, 9)) for _ in run[1:])
         return mapping[run]
 
     return [re.sub(r"\d+", swap, text) for text in texts]
@@ -276,6 +297,7 @@ def reading_examples(
     model learns to copy before it meets whole chunks.
     """
     chunk_sentences = [sentences(text) for _, text in corpus.chunks]
+    pool = number_pool([text for _, text in corpus.chunks])
     candidates = [(i, j) for i, found in enumerate(chunk_sentences) for j in range(len(found))]
     if not candidates:
         raise ValueError("the knowledge base has no sentences to learn reading from")
@@ -297,7 +319,7 @@ def reading_examples(
         picked = [target, *rng.sample(others, min(len(others), rng.randint(0, max_chunks - 1)))]
         rng.shuffle(picked)
         passages = [passage(i, position if i == target else None) for i in picked]
-        texts = perturb_digits([*passages, sentence], rng)
+        texts = perturb_digits([*passages, sentence], rng, pool)
         chunks = [(corpus.chunks[i][0], text) for i, text in zip(picked, texts[:-1], strict=True)]
         # Asked about the perturbed sentence, so names like "Summit 2" match the context.
         messages = corpus.rag_messages(synthesize_question(texts[-1], rng), chunks)
@@ -305,16 +327,29 @@ def reading_examples(
     return conversations
 
 
+def copy_passages(corpus: DemoCorpus, count: int, max_sentences: int, rng: random.Random) -> list[str]:
+    """Texts that say a short passage twice (digits randomised): predicting the second copy
+    is only possible by copying the first, which is how a small model learns to copy at all."""
+    chunk_sentences = [found for found in (sentences(text) for _, text in corpus.chunks) if found]
+    pool = number_pool([text for _, text in corpus.chunks])
+    texts = []
+    for _ in range(count):
+        found = rng.choice(chunk_sentences)
+        size = rng.randint(1, max_sentences)
+        start = rng.randrange(max(1, len(found) - size + 1))
+        (passage,) = perturb_digits([" ".join(found[start : start + size])], rng, pool)
+        texts.append(f"{passage}\n{passage}")
+    return texts
+
+
 def train_tokenizer(texts: Sequence[str], vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.BPE())
-    # Digits one by one (as Llama's tokenizers do): a number is then copied digit by digit,
-    # the same way whatever its value, which is what reading a price from the context needs.
-    core.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
+    # Numbers stay whole where the vocabulary allows: a number that is one rare token is copied
+    # from the context as easily as a name, while ten digit tokens are too ambiguous to copy.
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -349,8 +384,13 @@ def _new_model(spec: DemoSpec, tokenizer):
     )
     torch.manual_seed(spec.seed)
     model = LlamaForCausalLM(config)
+    # Any special token ends an answer: a role marker would start a new turn, and padding or
+    # a marker inside an answer would show as nothing.
+    stops = [tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS]
     model.generation_config = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
+        eos_token_id=[tokenizer.eos_token_id, *(t for t in stops if t != tokenizer.eos_token_id)],
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
     )
     return model
 
@@ -398,14 +438,34 @@ def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], No
 
     model = _new_model(spec, tokenizer)
     parameters = sum(p.numel() for p in model.parameters())
+    copies = [
+        (ids, list(ids))
+        for ids in tokenizer(copy_passages(corpus, spec.copy_steps * spec.window_batch_size, 2, rng))["input_ids"]
+    ]
     phases = {}
+    base_deadline = started + spec.max_seconds * 0.82  # the rest is the adapter's
     for phase, examples, steps, batch_size, learning_rate in (
-        ("short passages", short, spec.window_steps, spec.window_batch_size, spec.window_learning_rate),
-        ("whole chunks", whole, spec.base_steps, spec.base_batch_size, spec.base_learning_rate),
+        ("copying", copies, spec.copy_steps, spec.window_batch_size, spec.window_learning_rate),
+        (
+            "short passages",
+            _tokenized(tokenizer, short, spec),
+            spec.window_steps,
+            spec.window_batch_size,
+            spec.window_learning_rate,
+        ),
+        (
+            "whole chunks",
+            _tokenized(tokenizer, whole, spec),
+            spec.base_steps,
+            spec.base_batch_size,
+            spec.base_learning_rate,
+        ),
     ):
+        if not steps:
+            continue
         report = fit(
             model,
-            [tokenize_for_training(tokenizer, c, spec.max_positions) for c in examples],
+            examples,
             FitSettings(
                 learning_rate=learning_rate,
                 max_steps=steps,
@@ -413,7 +473,7 @@ def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], No
                 max_seq_length=spec.max_positions,
                 weight_decay=0.01,
                 seed=spec.seed,
-                max_seconds=spec.max_seconds * 0.4,
+                max_seconds=max(1.0, base_deadline - time.perf_counter()),
                 context_loss_weight=spec.context_loss_weight,
             ),
             tokenizer.pad_token_id,
@@ -460,6 +520,10 @@ def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], No
     (out / "build_info.json").write_text(json.dumps(info, indent=2))
     log(f"demo model: adapter trained, loss {adapter_report.train_loss:.2f}; built in {info['build_seconds']:.0f} s")
     return info
+
+
+def _tokenized(tokenizer, conversations: list[list[dict[str, str]]], spec: DemoSpec) -> list:
+    return [tokenize_for_training(tokenizer, c, spec.max_positions) for c in conversations]
 
 
 def _progress(log: Callable[[str], None], what: str) -> Callable:

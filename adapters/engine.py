@@ -34,6 +34,7 @@ class DecodingSettings:
     """Decoding shared by every row of a batch, so the rows differ only in prompt and adapter."""
 
     max_new_tokens: int = 128
+    min_new_tokens: int = 1  # an answer pane never ends empty because the model stopped at once
     temperature: float = 0.0  # 0 means greedy
     top_p: float = 0.95
     seed: int = 0
@@ -211,6 +212,7 @@ class Engine:
         kwargs: dict[str, object] = {
             **batch,
             "max_new_tokens": settings.max_new_tokens,
+            "min_new_tokens": min(settings.min_new_tokens, settings.max_new_tokens),
             "streamer": streamer,
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": sorted(eos_ids),

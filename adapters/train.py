@@ -114,8 +114,8 @@ def answer_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor], context_
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE_INDEX
     loss = torch.nn.functional.cross_entropy(head(hidden[:, :-1][keep]).float(), targets[keep])
-    if context_weight > 0:
-        prompt = (batch["attention_mask"][:, 1:] == 1) & ~keep
+    prompt = (batch["attention_mask"][:, 1:] == 1) & ~keep
+    if context_weight > 0 and bool(prompt.any()):
         tokens = batch["input_ids"][:, 1:][prompt]
         loss = loss + context_weight * torch.nn.functional.cross_entropy(head(hidden[:, :-1][prompt]).float(), tokens)
     return loss

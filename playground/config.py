@@ -53,6 +53,7 @@ class Settings:
     chunk_overlap: int = field(default_factory=lambda: _env_int("PLAYGROUND_CHUNK_OVERLAP", 50))
     top_k: int = field(default_factory=lambda: _env_int("PLAYGROUND_TOP_K", 3))
     max_new_tokens: int = field(default_factory=lambda: _env_int("PLAYGROUND_MAX_NEW_TOKENS", 96))
+    min_new_tokens: int = field(default_factory=lambda: _env_int("PLAYGROUND_MIN_NEW_TOKENS", 1))
     temperature: float = field(default_factory=lambda: _env_float("PLAYGROUND_TEMPERATURE", 0.0))
     seed: int = field(default_factory=lambda: _env_int("PLAYGROUND_SEED", 0))
     demo_size: str = field(default_factory=lambda: _env("PLAYGROUND_DEMO_SIZE", "small"))

@@ -46,6 +46,7 @@ class Runtime:
     def decoding(self, **overrides: object) -> DecodingSettings:
         values: dict[str, object] = {
             "max_new_tokens": self.settings.max_new_tokens,
+            "min_new_tokens": self.settings.min_new_tokens,
             "temperature": self.settings.temperature,
             "seed": self.settings.seed,
         }

@@ -16,6 +16,7 @@ def run_cli(home, *args: str) -> subprocess.CompletedProcess:
         "PLAYGROUND_HOME": str(home),
         "PLAYGROUND_DEMO_SIZE": "tiny",
         "PLAYGROUND_MAX_NEW_TOKENS": "12",
+        "PLAYGROUND_MIN_NEW_TOKENS": "6",
         "HF_HUB_OFFLINE": "1",
     }
     env.pop("PLAYGROUND_BASE_MODEL", None)
