@@ -33,7 +33,7 @@ import torch
 from adapters.datasets import ChatExample, tokenize_for_training
 from adapters.train import FitSettings, LoraSettings, fit, train_lora
 
-BUILDER_VERSION = "6"
+BUILDER_VERSION = "7"
 DEMO_MODEL_NAME = "pinecrest-demo-llama"
 DEMO_ADAPTER_NAME = "pinecrest-voice"
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
@@ -248,7 +248,7 @@ def synthesize_question(sentence: str, rng: random.Random) -> str:
         content = words[:3]
     width = min(len(content), rng.randint(2, 5))
     start = rng.randint(0, min(2, len(content) - width))
-    keywords = " ".join(content[start : start + width]).lower()
+    keywords = " ".join(content[start : start + width])  # case kept: "Summit" must match the context
     templates = list(_QUESTION_TEMPLATES)
     for pattern, cued in _CUED_TEMPLATES:
         if pattern.search(sentence):

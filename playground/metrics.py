@@ -54,7 +54,9 @@ def table_rows(answers: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
             int(a["prompt_tokens"]),
             int(a["completion_tokens"]),
         ]
-        for name, a in answers.items()
+        for name, a in sorted(
+            answers.items(), key=lambda item: list(LABELS).index(item[0]) if item[0] in LABELS else 99
+        )
     ]
 
 

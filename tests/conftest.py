@@ -23,7 +23,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def settings(home: Path) -> Settings:
-    return Settings(home=home, base_model="Qwen/Qwen2.5-0.5B-Instruct", demo_size="tiny", max_new_tokens=16, min_new_tokens=6)
+    return Settings(
+        home=home, base_model="Qwen/Qwen2.5-0.5B-Instruct", demo_size="tiny", max_new_tokens=16, min_new_tokens=6
+    )
 
 
 @pytest.fixture(scope="session")
