@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +47,6 @@ def resolve_embedder(spec: str | None = None) -> EmbedderInfo:
     if spec == DEFAULT_EMBEDDER:
         bundled = _bundled_minilm()
         if bundled is not None:
-            # The package carries the weights; nothing may reach for the hub while loading them.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            # The package carries the weights; `local=True` loads them with local_files_only.
             return EmbedderInfo(str(bundled), DEFAULT_EMBEDDER, True, _read_max_seq_length(bundled))
     return EmbedderInfo(spec, spec, False, 256)

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from playground.config import Settings
 
@@ -51,8 +52,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from pathlib import Path
-
     return Settings().with_overrides(
         home=Path(args.home) if args.home else None, base_model=args.base_model, adapter=args.adapter
     )
@@ -120,8 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             _print_comparison(result)
         return 0
-
-    from pathlib import Path
 
     from playground.evaluate import evaluate, load_questions
 
