@@ -11,18 +11,18 @@ from haystack import Pipeline
 from haystack.components.converters import TextFileToDocument
 from haystack.components.preprocessors import DocumentCleaner
 from haystack.components.writers import DocumentWriter
-from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.document_stores.types import DuplicatePolicy
 from haystack_integrations.components.embedders.sentence_transformers import (
     SentenceTransformersDocumentEmbedder,
 )
 
 from pipelines.embedder import EmbedderInfo
+from pipelines.fast_store import FastDocumentStore
 from pipelines.splitter import EmbedderTokenSplitter
 from pipelines.store import load_store, new_store, save_store
 
 TEXT_SUFFIXES = (".txt", ".md")
-INDEX_FORMAT = "1"
+INDEX_FORMAT = "2"
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def document_embedder(embedder: EmbedderInfo) -> SentenceTransformersDocumentEmb
     )
 
 
-def indexing_pipeline(store: InMemoryDocumentStore, embedder: EmbedderInfo, chunks: ChunkSettings) -> Pipeline:
+def indexing_pipeline(store: FastDocumentStore, embedder: EmbedderInfo, chunks: ChunkSettings) -> Pipeline:
     pipeline = Pipeline()
     pipeline.add_component("converter", TextFileToDocument(store_full_path=False))
     pipeline.add_component("cleaner", DocumentCleaner(remove_empty_lines=False, remove_extra_whitespaces=False))
@@ -64,7 +64,7 @@ def _fingerprint(files: Sequence[Path], embedder: EmbedderInfo, chunks: ChunkSet
 
 def load_or_index(
     folder: Path, cache_root: Path, embedder: EmbedderInfo, chunks: ChunkSettings
-) -> tuple[InMemoryDocumentStore, bool]:
+) -> tuple[FastDocumentStore, bool]:
     """The store for `folder`, from the cache when its files and settings are unchanged.
 
     Returns the store and whether it was built now.
@@ -72,7 +72,7 @@ def load_or_index(
     files = knowledge_base_files(folder)
     if not files:
         raise FileNotFoundError(f"no .txt or .md files in {folder}")
-    cache = cache_root / f"{folder.name}-{_fingerprint(files, embedder, chunks)}.json"
+    cache = cache_root / f"{folder.name}-{_fingerprint(files, embedder, chunks)}"
     cached = load_store(cache)
     if cached is not None:
         return cached, False
@@ -82,7 +82,7 @@ def load_or_index(
     return store, True
 
 
-def chunks_of(store: InMemoryDocumentStore) -> list[tuple[str, str]]:
+def chunks_of(store: FastDocumentStore) -> list[tuple[str, str]]:
     """(source file, text) of every chunk, in document then split order."""
     documents = store.filter_documents()
     documents.sort(key=lambda d: (d.meta.get("file_path", ""), d.meta.get("split_id", 0)))

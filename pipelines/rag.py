@@ -5,28 +5,28 @@ from __future__ import annotations
 
 from haystack import Pipeline
 from haystack.components.joiners import DocumentJoiner
-from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
-from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
 
 from adapters.engine import Engine
 from pipelines.components import EngineGenerator, StageScores
 from pipelines.embedder import EmbedderInfo
+from pipelines.fast_retrievers import FastBM25Retriever, FastEmbeddingRetriever
+from pipelines.fast_store import FastDocumentStore
 from pipelines.prompts import rag_prompt_builder
 
 DEFAULT_TOP_K = 3
 
 
 def query_pipeline(
-    store: InMemoryDocumentStore, embedder: EmbedderInfo, engine: Engine, top_k: int = DEFAULT_TOP_K
+    store: FastDocumentStore, embedder: EmbedderInfo, engine: Engine, top_k: int = DEFAULT_TOP_K
 ) -> Pipeline:
     pipeline = Pipeline()
     pipeline.add_component(
         "text_embedder",
         SentenceTransformersTextEmbedder(model=embedder.model, local_files_only=embedder.local, progress_bar=False),
     )
-    pipeline.add_component("bm25_retriever", InMemoryBM25Retriever(store, top_k=top_k))
-    pipeline.add_component("dense_retriever", InMemoryEmbeddingRetriever(store, top_k=top_k))
+    pipeline.add_component("bm25_retriever", FastBM25Retriever(store, top_k=top_k))
+    pipeline.add_component("dense_retriever", FastEmbeddingRetriever(store, top_k=top_k))
     pipeline.add_component("fusion", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=top_k))
     pipeline.add_component("scores", StageScores())
     pipeline.add_component("prompt_builder", rag_prompt_builder())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from playground.config import Settings
 
-SUBCOMMANDS = ("serve", "compare", "eval", "prepare")
+SUBCOMMANDS = ("serve", "compare", "eval", "prepare", "bench")
 
 
 def _log(message: str) -> None:
@@ -48,6 +48,11 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
     evaluate.add_argument("--json", action="store_true")
     commands.add_parser("prepare", parents=[common], help="build the demo model and the index, then exit")
+    bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
+    bench.add_argument("target", choices=["retrieval"])
+    bench.add_argument("--chunks", type=int, default=100_000)
+    bench.add_argument("--queries", type=int, default=50)
+    bench.add_argument("--json", action="store_true")
     return top
 
 
@@ -81,11 +86,25 @@ def _print_comparison(result: dict) -> None:
     print(f"\n{result['summary']}")
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from playground.bench.retrieval import run_retrieval_bench
+
+    report = run_retrieval_bench(chunks=args.chunks, queries=args.queries)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, value in report.items():
+            print(f"{key}: {value}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help"):
         argv = ["serve", *argv]
     args = parser().parse_args(argv)
+    if args.command == "bench":
+        return _bench(args)
 
     from playground.runtime import start
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from haystack import Pipeline
-from haystack.document_stores.in_memory import InMemoryDocumentStore
 
 from adapters import demo_model
 from adapters.datasets import load_chat_jsonl
 from adapters.engine import DecodingSettings, Engine
 from adapters.resolver import ResolvedModel, adapter_base, resolve_model
 from pipelines.embedder import EmbedderInfo, resolve_embedder
+from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings, chunks_of, load_or_index
 from pipelines.prompts import rag_messages
 from pipelines.rag import query_pipeline
@@ -38,7 +38,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     embedder: EmbedderInfo
-    store: InMemoryDocumentStore
+    store: FastDocumentStore
     pipeline: Pipeline
     model: ModelInfo
     startup: dict[str, float] = field(default_factory=dict)

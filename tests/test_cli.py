@@ -59,3 +59,12 @@ def test_bad_setting_names_the_variable(home):
     )
     assert done.returncode == 2
     assert "PLAYGROUND_TOP_K" in done.stderr
+
+
+def test_bench_retrieval_prints_figures_with_a_same_run_baseline(home):
+    done = run_cli(home, "bench", "retrieval", "--chunks", "1500", "--queries", "3", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["chunks"] == 1500
+    for key in ("dense_p50_ms", "bm25_p50_ms", "hybrid_p50_ms", "write_s"):
+        assert report[key] > 0 and report["baseline"][key] > 0
