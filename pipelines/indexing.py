@@ -87,3 +87,8 @@ def chunks_of(store: FastDocumentStore) -> list[tuple[str, str]]:
     documents = store.filter_documents()
     documents.sort(key=lambda d: (d.meta.get("file_path", ""), d.meta.get("split_id", 0)))
     return [(d.meta.get("file_path", ""), d.content or "") for d in documents]
+
+
+def sources_of(store: FastDocumentStore) -> list[str]:
+    """The source files the store holds chunks of."""
+    return sorted({d.meta.get("file_path", "") for d in store.filter_documents()} - {""})

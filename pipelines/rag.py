@@ -3,6 +3,8 @@ per-stage scores → prompt builder → the engine-backed generator."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from haystack import Pipeline
 from haystack.components.joiners import DocumentJoiner
 from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
@@ -43,11 +45,32 @@ def query_pipeline(
     return pipeline
 
 
-def pipeline_inputs(question: str, **generator: object) -> dict[str, dict[str, object]]:
-    """The run() data for `query_pipeline`: the question goes to every entry point."""
+RETRIEVAL_MODES = ("hybrid", "bm25", "dense")
+
+
+def pipeline_inputs(
+    question: str,
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    mode: str = "hybrid",
+    files: Sequence[str] = (),
+    **generator: object,
+) -> dict[str, dict[str, object]]:
+    """The run() data for `query_pipeline`: the question goes to every entry point.
+
+    `mode` switches a retriever off by asking it for no documents, so the fusion ranks the
+    other alone; `files` keeps retrieval to those source files.
+    """
+    if mode not in RETRIEVAL_MODES:
+        raise ValueError(f"retrieval mode is {mode!r}; expected one of {', '.join(RETRIEVAL_MODES)}")
+    if top_k < 1:
+        raise ValueError(f"top-k must be at least 1, got {top_k}")
+    filters = {"field": "meta.file_path", "operator": "in", "value": list(files)} if files else None
     return {
         "text_embedder": {"text": question},
-        "bm25_retriever": {"query": question},
+        "bm25_retriever": {"query": question, "top_k": top_k if mode != "dense" else 0, "filters": filters},
+        "dense_retriever": {"top_k": top_k if mode != "bm25" else 0, "filters": filters},
+        "fusion": {"top_k": top_k},
         "prompt_builder": {"question": question},
         "generator": {"question": question, **generator},
     }

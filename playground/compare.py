@@ -12,6 +12,7 @@ from typing import Any
 from haystack.dataclasses import StreamingChunk
 
 from pipelines.components import Row
+from pipelines.indexing import sources_of
 from pipelines.rag import pipeline_inputs
 from playground.metrics import summary
 from playground.runtime import ModelInfo, Runtime
@@ -26,6 +27,9 @@ class CompareOptions:
     max_new_tokens: int | None = None
     temperature: float | None = None
     seed: int | None = None
+    top_k: int | None = None  # None: the configured default
+    retrieval: str = "hybrid"  # hybrid (BM25 + dense, fused), bm25 or dense
+    files: tuple[str, ...] = ()  # retrieve only from these source files; empty: all
 
 
 @dataclass
@@ -36,6 +40,7 @@ class Comparison:
     model: ModelInfo
     rows: list[str]
     decoding: dict[str, Any]
+    retrieval: dict[str, Any] = field(default_factory=dict)
     chunks: list[dict[str, Any]] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -62,6 +67,7 @@ class Comparison:
             "retrieval_s": self.retrieval_s,
             "total_s": self.total_s,
             "decoding": self.decoding,
+            "retrieval": self.retrieval,
         }
 
 
@@ -81,6 +87,10 @@ _ANSWER_FIELDS = ("text", "latency_s", "ttft_s", "prompt_tokens", "completion_to
 class CompareService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+
+    def sources(self) -> list[str]:
+        """The files retrieval can draw from, for the file filter."""
+        return sources_of(self.runtime.store)
 
     def rows(self, options: CompareOptions) -> list[Row]:
         adapter = self.runtime.model.adapter
@@ -106,15 +116,20 @@ class CompareService:
         decoding = self.runtime.decoding(
             max_new_tokens=options.max_new_tokens, temperature=options.temperature, seed=options.seed
         )
-        state = Comparison(question, self.runtime.model, [r.name for r in rows], vars(decoding).copy())
-        state.texts = {r.name: "" for r in rows}
+        retrieval = {
+            "top_k": options.top_k or self.runtime.settings.top_k,
+            "mode": options.retrieval,
+            "files": list(options.files),
+        }
         events: queue.Queue = queue.Queue()
+        data = pipeline_inputs(question, **retrieval, rows=rows, decoding=decoding, streaming_callback=events.put)
+        state = Comparison(question, self.runtime.model, [r.name for r in rows], vars(decoding).copy(), retrieval)
+        state.texts = {r.name: "" for r in rows}
         done = object()
         started = time.perf_counter()
 
         def work() -> None:
             try:
-                data = pipeline_inputs(question, rows=rows, decoding=decoding, streaming_callback=events.put)
                 result = self.runtime.pipeline.run(data)
                 events.put(result)
             except BaseException as error:  # re-raised on the consuming side

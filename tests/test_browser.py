@@ -98,3 +98,18 @@ def test_compare_api_endpoint(url):
     assert result["question"] == "How much does the Summit 2 tent cost?"
     assert set(result["answers"]) == {"rag", "finetuned", "hybrid"}
     assert result["chunks"][0]["source"].endswith((".md", ".txt"))
+
+
+def test_retrieval_mode_from_the_page(page):
+    page.get_by_text("Retrieval (what RAG and the hybrid read)").click()
+    page.get_by_label("BM25 only").check()
+    page.fill("#prompt textarea", "How many days do I have to return an item?")
+    page.click("#ask")
+    page.wait_for_function(
+        "() => document.querySelector('#chunks').innerText.includes('return-policy') "
+        "&& document.querySelector('#metrics').innerText.includes('RAG')",
+        timeout=120_000,
+    )
+    page.wait_for_function("() => !document.querySelector('#chunks').innerText.includes('dense 0')", timeout=30_000)
+    heads = page.locator("#chunks .chunk-head").all_inner_texts()
+    assert heads and all("dense –" in head for head in heads), heads

@@ -97,3 +97,29 @@ def test_summary_sentence_in_plain_words():
     assert summary(answers) == "The fine-tuned model answered 1.4 s faster and used 23 % fewer tokens than RAG."
     answers["finetuned"] = {"latency_s": 3.0, "prompt_tokens": 900, "completion_tokens": 50}
     assert summary(answers) == "The fine-tuned model answered as fast as RAG and used 27 % more tokens."
+
+
+@pytest.mark.parametrize(("mode", "missing"), [("bm25", "dense"), ("dense", "bm25")])
+def test_one_retriever_alone(service, mode, missing):
+    result = service.compare("What is the price of the Ridgeline 4 tent?", CompareOptions(retrieval=mode)).to_json()
+    assert result["retrieval"]["mode"] == mode
+    assert result["chunks"]
+    assert all(c["scores"][missing] is None for c in result["chunks"])
+    assert all(c["scores"][mode] is not None for c in result["chunks"])
+
+
+def test_top_k_and_file_filter(service):
+    assert "return-policy.md" in service.sources() and len(service.sources()) >= 26
+    options = CompareOptions(top_k=5, files=("return-policy.md", "faq.md"), max_new_tokens=4)
+    result = service.compare("How much does the Summit 2 tent cost?", options).to_json()
+    assert 1 <= len(result["chunks"]) <= 5
+    assert {c["source"] for c in result["chunks"]} <= {"return-policy.md", "faq.md"}
+    one = service.compare("How much does the Summit 2 tent cost?", CompareOptions(top_k=1)).to_json()
+    assert len(one["chunks"]) == 1
+
+
+def test_bad_retrieval_settings_are_refused(service):
+    with pytest.raises(ValueError, match="retrieval mode"):
+        service.compare("hi", CompareOptions(retrieval="magic"))
+    with pytest.raises(ValueError, match="top-k"):
+        service.compare("hi", CompareOptions(top_k=-1))

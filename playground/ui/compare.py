@@ -42,6 +42,17 @@ def build(service: CompareService) -> None:
         temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature (0 = greedy)")
         seed = gr.Number(value=settings.seed, precision=0, label="Seed")
         hybrid = gr.Checkbox(value=True, label="Show the hybrid pane (adapter + retrieval)", elem_id="hybrid-toggle")
+    with gr.Accordion("Retrieval (what RAG and the hybrid read)", open=False), gr.Row():
+        top_k = gr.Slider(1, 10, value=settings.top_k, step=1, label="Top-k chunks", elem_id="top-k")
+        mode = gr.Radio(
+            [("Hybrid: BM25 + dense, fused", "hybrid"), ("BM25 only", "bm25"), ("Dense only", "dense")],
+            value="hybrid",
+            label="Retrieval",
+            elem_id="retrieval-mode",
+        )
+        files = gr.Dropdown(
+            service.sources(), value=[], multiselect=True, label="Only these files (empty: all)", elem_id="files"
+        )
     with gr.Row(equal_height=True):
         panes = [
             gr.Textbox(label=label, elem_id=elem_id, lines=8, max_lines=20, interactive=False)
@@ -52,12 +63,24 @@ def build(service: CompareService) -> None:
     gr.Markdown("### Retrieved chunks (what RAG and the hybrid read)")
     chunks = gr.HTML(chunks_html([]), elem_id="chunks")
 
-    def run(question: str, tokens: float, temp: float, seed_value: float | None, show_hybrid: bool) -> Iterator[tuple]:
+    def run(
+        question: str,
+        tokens: float,
+        temp: float,
+        seed_value: float | None,
+        show_hybrid: bool,
+        k: float,
+        retrieval: str,
+        only: list[str] | None,
+    ) -> Iterator[tuple]:
         options = CompareOptions(
             hybrid=bool(show_hybrid),
             max_new_tokens=int(tokens),
             temperature=float(temp),
             seed=int(seed_value or 0),
+            top_k=int(k),
+            retrieval=retrieval,
+            files=tuple(only or ()),
         )
         try:
             for state in service.stream(question, options):
@@ -65,7 +88,7 @@ def build(service: CompareService) -> None:
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
-    inputs = [prompt, max_new_tokens, temperature, seed, hybrid]
+    inputs = [prompt, max_new_tokens, temperature, seed, hybrid, top_k, mode, files]
     outputs = [*panes, chunks, metrics, summary]
     ask.click(run, inputs, outputs, api_visibility="private")
     prompt.submit(run, inputs, outputs, api_visibility="private")
