@@ -16,7 +16,7 @@ from pathlib import Path
 
 from playground.config import Settings
 
-SUBCOMMANDS = ("serve", "compare", "eval", "prepare", "bench")
+SUBCOMMANDS = ("serve", "compare", "eval", "prepare", "bench", "index")
 
 
 def _log(message: str) -> None:
@@ -48,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
     evaluate.add_argument("--json", action="store_true")
     commands.add_parser("prepare", parents=[common], help="build the demo model and the index, then exit")
+    index = commands.add_parser("index", parents=[common], help="add files or folders to the knowledge base")
+    index.add_argument("paths", nargs="+", type=Path)
+    index.add_argument("--json", action="store_true", help="one {file, status, chunks, error} per file")
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
     bench.add_argument("target", choices=["retrieval"])
     bench.add_argument("--chunks", type=int, default=100_000)
@@ -86,6 +89,27 @@ def _print_comparison(result: dict) -> None:
     print(f"\n{result['summary']}")
 
 
+def _index(args: argparse.Namespace) -> int:
+    from playground.documents import index_files
+
+    try:
+        reports = index_files(_settings(args), args.paths)
+    except ValueError as error:
+        _log(f"error: {error}")
+        return 2
+    # A file whose content is indexed already counts as indexed (its chunks are there, once).
+    rows = [
+        {"file": r.file, "status": "error" if r.status == "error" else "indexed", "chunks": r.chunks, "error": r.error}
+        for r in reports
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['status']:8} {row['file']} ({row['chunks']} chunks) {row['error']}".rstrip())
+    return 1 if any(r.status == "error" for r in reports) else 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from playground.bench.retrieval import run_retrieval_bench
 
@@ -105,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "bench":
         return _bench(args)
+    if args.command == "index":
+        return _index(args)
 
     from playground.runtime import start
 

@@ -19,6 +19,7 @@ from pipelines.indexing import ChunkSettings, chunks_of, load_or_index
 from pipelines.prompts import rag_messages
 from pipelines.rag import query_pipeline
 from playground.config import Settings
+from playground.documents import add_knowledge_base, knowledge_base_path
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,10 @@ def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
         return demo.base_path, demo_model.DEMO_MODEL_NAME
 
     base: ResolvedModel = resolve_model(settings.base_model, build_demo, log)
+    # After the demo model is settled: it is built from the sample documents alone.
+    added = add_knowledge_base(settings, store)
+    if added:
+        log(f"knowledge base: {added} more chunks from {knowledge_base_path(settings)}")
     started = time.perf_counter()
     engine = Engine.load(base.path, name=base.name, device=settings.device or None)
     _timed(timings, "model_load_s", started)

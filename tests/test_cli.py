@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -68,3 +69,27 @@ def test_bench_retrieval_prints_figures_with_a_same_run_baseline(home):
     assert report["chunks"] == 1500
     for key in ("dense_p50_ms", "bm25_p50_ms", "hybrid_p50_ms", "write_s"):
         assert report[key] > 0 and report["baseline"][key] > 0
+
+
+def test_index_adds_files_reports_each_and_compare_retrieves_them(runtime, home, tmp_path):
+    own_home = tmp_path / "home"
+    for cached in ("models", "indexes"):  # reuse the session's demo model and sample index
+        shutil.copytree(home / cached, own_home / cached)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zyx-lantern.md").write_text("# Zyxquark lantern\n\nThe Zyxquark lantern costs $77 and glows green.\n")
+    (docs / "empty.txt").write_text("")
+    done = run_cli(own_home, "index", str(docs / "zyx-lantern.md"), str(docs / "empty.txt"), "--json")
+    assert done.returncode == 1, done.stderr[-2000:]
+    reports = {r["file"]: r for r in json.loads(done.stdout)}
+    assert reports["zyx-lantern.md"]["status"] == "indexed" and reports["zyx-lantern.md"]["chunks"] >= 1
+    assert reports["empty.txt"]["status"] == "error" and "empty.txt" in reports["empty.txt"]["error"]
+
+    again = run_cli(own_home, "index", str(docs / "zyx-lantern.md"), "--json")
+    assert again.returncode == 0
+    assert json.loads(again.stdout)[0]["status"] == "indexed"
+
+    compared = run_cli(own_home, "compare", "How much is the Zyxquark lantern?", "--json")
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    sources = [c["source"] for c in json.loads(compared.stdout)["chunks"]]
+    assert sources.count("zyx-lantern.md") == 1, sources
