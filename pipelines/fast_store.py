@@ -8,6 +8,7 @@ are dropped in bulk by `_compact`. Row order is insertion order, so `filter_docu
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -15,7 +16,7 @@ import tempfile
 import threading
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -194,9 +195,18 @@ class FastDocumentStore:
             ]
 
     def bm25_retrieval(
-        self, query: str, top_k: int = 10, filters: dict[str, Any] | None = None, scale_score: bool = False
+        self,
+        query: str,
+        top_k: int = 10,
+        filters: dict[str, Any] | None = None,
+        scale_score: bool = False,
+        corpus_stats: CorpusStats | None = None,
     ) -> list[Document]:
-        """Top-k documents by BM25; a document none of whose tokens occur in the query never matches."""
+        """Top-k documents by BM25; a document none of whose tokens occur in the query never matches.
+
+        `corpus_stats` (documents and per-word document counts of a larger corpus this store is part of, see
+        `bm25_corpus_stats`) rescales each word's IDF to that corpus, so scores compare with another store's.
+        """
         if not query:
             raise ValueError("Query should be a non-empty string")
         with self._lock:
@@ -209,7 +219,7 @@ class FastDocumentStore:
             ids = [i for i in self._query_token_ids(query) if i < self._bm25_vocab_size]
             if not ids:
                 return []
-            scores = self._bm25.get_scores_from_ids(ids)
+            scores = self._bm25_scores(query, ids, corpus_stats)
             mask = self._filter_mask(filters)
             if mask is not None:
                 scores[~mask[self._bm25_rows]] = -np.inf
@@ -217,6 +227,36 @@ class FastDocumentStore:
             return [
                 self._output(int(self._bm25_rows[pos]), score=_scaled_bm25(scores[pos], scale_score)) for pos in best
             ]
+
+    def bm25_corpus_stats(self, query: str) -> CorpusStats:
+        """How many documents the keyword index holds and, per word of `query`, how many of them contain it."""
+        with self._lock:
+            self._ensure_bm25()
+            if self._bm25 is None:
+                return CorpusStats(0, {})
+            indptr = self._bm25.scores["indptr"]
+            counts = {}
+            for token in set(self._tokenize(query)):
+                i = self._vocab.get(token)
+                counts[token] = int(indptr[i + 1] - indptr[i]) if i is not None and i < self._bm25_vocab_size else 0
+            return CorpusStats(len(self._bm25_rows), counts)
+
+    def _bm25_scores(self, query: str, ids: list[int], corpus_stats: CorpusStats | None) -> np.ndarray:
+        assert self._bm25 is not None
+        method = self.bm25_parameters.get("method", "lucene")
+        if corpus_stats is None or method != "lucene":  # lucene's IDF is positive for every count, so ratios hold
+            return self._bm25.get_scores_from_ids(ids)
+        indptr = self._bm25.scores["indptr"]
+        own = len(self._bm25_rows)
+        scores = np.zeros(own, dtype=np.float32)
+        for token in self._tokenize(query):
+            i = self._vocab.get(token)
+            if i is None or i >= self._bm25_vocab_size or not (df_own := int(indptr[i + 1] - indptr[i])):
+                continue
+            df_all = max(corpus_stats.counts.get(token, 0), df_own)
+            weight = _lucene_idf(df_all, max(corpus_stats.documents, own)) / _lucene_idf(df_own, own)
+            scores += self._bm25.get_scores_from_ids([i]) * np.float32(weight)
+        return scores
 
     # ---- persistence ------------------------------------------------------------------------------------------
 
@@ -455,6 +495,23 @@ class FastDocumentStore:
         self._bm25_rows = np.asarray(rows, dtype=np.int64)
         self._bm25_vocab_size = len(self._vocab)
         self._bm25_stale = False
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    """BM25 statistics of a corpus for the words of one query; `+` joins two disjoint corpora."""
+
+    documents: int
+    counts: dict[str, int]
+
+    def __add__(self, other: CorpusStats) -> CorpusStats:
+        words = self.counts.keys() | other.counts.keys()
+        counts = {w: self.counts.get(w, 0) + other.counts.get(w, 0) for w in words}
+        return CorpusStats(self.documents + other.documents, counts)
+
+
+def _lucene_idf(df: int, documents: int) -> float:
+    return math.log(1 + (documents - df + 0.5) / (df + 0.5))
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""The query pipeline: embed the question → BM25 + dense retrieval → reciprocal rank fusion →
-per-stage scores → prompt builder → the engine-backed generator."""
+"""The query pipeline: embed the question → BM25 + dense retrieval over the shared store and the asking
+session's private store → per stage, the better of both → reciprocal rank fusion → per-stage scores →
+prompt builder → the engine-backed generator."""
 
 from __future__ import annotations
 
@@ -14,14 +15,24 @@ from pipelines.components import EngineGenerator, StageScores
 from pipelines.embedder import EmbedderInfo
 from pipelines.fast_retrievers import FastBM25Retriever, FastEmbeddingRetriever
 from pipelines.fast_store import FastDocumentStore
+from pipelines.private_retrievers import PrivateBM25Retriever, PrivateEmbeddingRetriever, StoreLookup
 from pipelines.prompts import rag_prompt_builder
 
 DEFAULT_TOP_K = 3
 
 
+def _no_private_store(workspace: str) -> None:
+    return None
+
+
 def query_pipeline(
-    store: FastDocumentStore, embedder: EmbedderInfo, engine: Engine, top_k: int = DEFAULT_TOP_K
+    store: FastDocumentStore,
+    embedder: EmbedderInfo,
+    engine: Engine,
+    top_k: int = DEFAULT_TOP_K,
+    private: StoreLookup = _no_private_store,
 ) -> Pipeline:
+    """`private` finds a session's own store by its workspace id (see `pipeline_inputs`)."""
     pipeline = Pipeline()
     pipeline.add_component(
         "text_embedder",
@@ -29,16 +40,26 @@ def query_pipeline(
     )
     pipeline.add_component("bm25_retriever", FastBM25Retriever(store, top_k=top_k))
     pipeline.add_component("dense_retriever", FastEmbeddingRetriever(store, top_k=top_k))
+    pipeline.add_component("private_bm25_retriever", PrivateBM25Retriever(private, shared=store, top_k=top_k))
+    pipeline.add_component("private_dense_retriever", PrivateEmbeddingRetriever(private, top_k=top_k))
+    # Per stage, the best of shared and private by score: BM25 scores compare (shared IDF), cosines do.
+    pipeline.add_component("bm25", DocumentJoiner(join_mode="concatenate", top_k=top_k))
+    pipeline.add_component("dense", DocumentJoiner(join_mode="concatenate", top_k=top_k))
     pipeline.add_component("fusion", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=top_k))
     pipeline.add_component("scores", StageScores())
     pipeline.add_component("prompt_builder", rag_prompt_builder())
     pipeline.add_component("generator", EngineGenerator(engine))
     pipeline.connect("text_embedder.embedding", "dense_retriever.query_embedding")
-    pipeline.connect("bm25_retriever.documents", "fusion.documents")
-    pipeline.connect("dense_retriever.documents", "fusion.documents")
+    pipeline.connect("text_embedder.embedding", "private_dense_retriever.query_embedding")
+    pipeline.connect("bm25_retriever.documents", "bm25.documents")
+    pipeline.connect("private_bm25_retriever.documents", "bm25.documents")
+    pipeline.connect("dense_retriever.documents", "dense.documents")
+    pipeline.connect("private_dense_retriever.documents", "dense.documents")
+    pipeline.connect("bm25.documents", "fusion.documents")
+    pipeline.connect("dense.documents", "fusion.documents")
     pipeline.connect("fusion.documents", "scores.fused")
-    pipeline.connect("bm25_retriever.documents", "scores.bm25")
-    pipeline.connect("dense_retriever.documents", "scores.dense")
+    pipeline.connect("bm25.documents", "scores.bm25")
+    pipeline.connect("dense.documents", "scores.dense")
     pipeline.connect("scores.documents", "prompt_builder.documents")
     pipeline.connect("scores.documents", "generator.documents")
     pipeline.connect("prompt_builder.prompt", "generator.messages")
@@ -54,22 +75,30 @@ def pipeline_inputs(
     top_k: int = DEFAULT_TOP_K,
     mode: str = "hybrid",
     files: Sequence[str] = (),
+    workspace: str | None = None,
     **generator: object,
 ) -> dict[str, dict[str, object]]:
     """The run() data for `query_pipeline`: the question goes to every entry point.
 
     `mode` switches a retriever off by asking it for no documents, so the fusion ranks the
-    other alone; `files` keeps retrieval to those source files.
+    other alone; `files` keeps retrieval to those source files; `workspace` adds that session's
+    private store.
     """
     if mode not in RETRIEVAL_MODES:
         raise ValueError(f"retrieval mode is {mode!r}; expected one of {', '.join(RETRIEVAL_MODES)}")
     if top_k < 1:
         raise ValueError(f"top-k must be at least 1, got {top_k}")
     filters = {"field": "meta.file_path", "operator": "in", "value": list(files)} if files else None
+    bm25_k = top_k if mode != "dense" else 0
+    dense_k = top_k if mode != "bm25" else 0
     return {
         "text_embedder": {"text": question},
-        "bm25_retriever": {"query": question, "top_k": top_k if mode != "dense" else 0, "filters": filters},
-        "dense_retriever": {"top_k": top_k if mode != "bm25" else 0, "filters": filters},
+        "bm25_retriever": {"query": question, "top_k": bm25_k, "filters": filters},
+        "dense_retriever": {"top_k": dense_k, "filters": filters},
+        "private_bm25_retriever": {"query": question, "top_k": bm25_k, "filters": filters, "workspace": workspace},
+        "private_dense_retriever": {"top_k": dense_k, "filters": filters, "workspace": workspace},
+        "bm25": {"top_k": top_k},
+        "dense": {"top_k": top_k},
         "fusion": {"top_k": top_k},
         "prompt_builder": {"question": question},
         "generator": {"question": question, **generator},

@@ -30,6 +30,7 @@ class CompareOptions:
     top_k: int | None = None  # None: the configured default
     retrieval: str = "hybrid"  # hybrid (BM25 + dense, fused), bm25 or dense
     files: tuple[str, ...] = ()  # retrieve only from these source files; empty: all
+    workspace: str | None = None  # the asking session's private workspace, retrieved from as well
 
 
 @dataclass
@@ -78,6 +79,7 @@ def _chunk_json(document: Any) -> dict[str, Any]:
         "content": document.content or "",
         "score": document.score,
         "scores": scores,
+        "private": bool(document.meta.get("private")),  # from the asking session's own uploads
     }
 
 
@@ -88,9 +90,10 @@ class CompareService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    def sources(self) -> list[str]:
-        """The files retrieval can draw from, for the file filter."""
-        return sources_of(self.runtime.store)
+    def sources(self, workspace: str | None = None) -> list[str]:
+        """The files retrieval can draw from, for the file filter: shared ones and the session's own."""
+        private = self.runtime.workspaces.store(workspace) if workspace else None
+        return sorted(set(sources_of(self.runtime.store)) | set(sources_of(private) if private else ()))
 
     def rows(self, options: CompareOptions) -> list[Row]:
         adapter = self.runtime.model.adapter
@@ -122,7 +125,14 @@ class CompareService:
             "files": list(options.files),
         }
         events: queue.Queue = queue.Queue()
-        data = pipeline_inputs(question, **retrieval, rows=rows, decoding=decoding, streaming_callback=events.put)
+        data = pipeline_inputs(
+            question,
+            **retrieval,
+            workspace=options.workspace,
+            rows=rows,
+            decoding=decoding,
+            streaming_callback=events.put,
+        )
         state = Comparison(question, self.runtime.model, [r.name for r in rows], vars(decoding).copy(), retrieval)
         state.texts = {r.name: "" for r in rows}
         done = object()

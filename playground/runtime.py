@@ -20,6 +20,7 @@ from pipelines.prompts import rag_messages
 from pipelines.rag import query_pipeline
 from playground.config import Settings
 from playground.documents import add_knowledge_base, knowledge_base_path
+from playground.workspaces import Workspaces
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Runtime:
     store: FastDocumentStore
     pipeline: Pipeline
     model: ModelInfo
+    workspaces: Workspaces
     startup: dict[str, float] = field(default_factory=dict)
 
     def decoding(self, **overrides: object) -> DecodingSettings:
@@ -96,12 +98,13 @@ def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
     _timed(timings, "model_load_s", started)
 
     adapter_name = _attach_adapter(engine, settings, base, demo_built[0] if demo_built else None, log)
-    pipeline = query_pipeline(store, embedder, engine, top_k=settings.top_k)
+    workspaces = Workspaces(settings.home / "workspaces", embedder, chunking)
+    pipeline = query_pipeline(store, embedder, engine, top_k=settings.top_k, private=workspaces.store)
     started = time.perf_counter()
     pipeline.warm_up()
     _timed(timings, "pipeline_warm_up_s", started)
     model = ModelInfo(base.name, base.source, adapter_name, base.note)
-    return Runtime(settings, engine, embedder, store, pipeline, model, timings)
+    return Runtime(settings, engine, embedder, store, pipeline, model, workspaces, timings)
 
 
 def _attach_adapter(

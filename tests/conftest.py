@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,35 @@ def runtime(settings: Settings) -> Runtime:
 @pytest.fixture(scope="session")
 def service(runtime: Runtime) -> CompareService:
     return CompareService(runtime)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def url(runtime: Runtime):
+    """The page, served from the session's runtime."""
+    from playground.app import build_app
+    from playground.ui.render import CSS
+
+    app = build_app(runtime)
+    port = _free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True)
+    yield f"http://127.0.0.1:{port}"
+    app.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright; each test module opens its own contexts (separate sessions)."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        yield browser
+        browser.close()

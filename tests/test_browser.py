@@ -2,46 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-
 import pytest
 
-from playground.app import build_app
-from playground.ui.render import CSS
-
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
-def url(runtime):
-    app = build_app(runtime)
-    port = _free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True)
-    yield f"http://127.0.0.1:{port}"
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def page(url):
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
-        page = browser.new_page()
-        page.goto(url)
-        page.wait_for_selector("#prompt textarea")
-        yield page
-        browser.close()
+def page(browser, url):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#prompt textarea")
+    yield page
+    context.close()
 
 
 def _value(page, elem_id: str) -> str:

@@ -26,7 +26,8 @@ def _view(state: Comparison) -> tuple[Any, ...]:
     return (*texts, chunks_html(state.chunks), table, state.summary)
 
 
-def build(service: CompareService) -> None:
+def build(service: CompareService, workspace: gr.BrowserState) -> gr.Dropdown:
+    """Lays out the tab; returns the file filter, whose choices the Documents tab updates."""
     settings = service.runtime.settings
     with gr.Row():
         prompt = gr.Textbox(
@@ -72,6 +73,7 @@ def build(service: CompareService) -> None:
         k: float,
         retrieval: str,
         only: list[str] | None,
+        workspace_id: str | None,
     ) -> Iterator[tuple]:
         options = CompareOptions(
             hybrid=bool(show_hybrid),
@@ -81,6 +83,7 @@ def build(service: CompareService) -> None:
             top_k=int(k),
             retrieval=retrieval,
             files=tuple(only or ()),
+            workspace=workspace_id,
         )
         try:
             for state in service.stream(question, options):
@@ -88,7 +91,7 @@ def build(service: CompareService) -> None:
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
-    inputs = [prompt, max_new_tokens, temperature, seed, hybrid, top_k, mode, files]
+    inputs = [prompt, max_new_tokens, temperature, seed, hybrid, top_k, mode, files, workspace]
     outputs = [*panes, chunks, metrics, summary]
     ask.click(run, inputs, outputs, api_visibility="private")
     prompt.submit(run, inputs, outputs, api_visibility="private")
@@ -99,3 +102,4 @@ def build(service: CompareService) -> None:
         return service.compare(question, CompareOptions()).to_json()
 
     gr.api(compare, api_name="compare")
+    return files

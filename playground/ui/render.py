@@ -27,17 +27,28 @@ def _score(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def chunks_html(chunks: Sequence[dict[str, Any]]) -> str:
+def _chunk_head(rank: int, chunk: dict[str, Any]) -> str:
+    source = f"<span class='chunk-source'>{html.escape(chunk['source'])}</span>"
+    if chunk.get("private"):
+        source += " <span class='chunk-private'>your file</span>"
+    if "scores" not in chunk and "score" not in chunk:  # a preview: no retrieval stages
+        return f"<b>[{rank}]</b> {source}"
+    scores = chunk.get("scores") or {}
+    stages = f" · fused {_score(scores.get('fused', chunk.get('score')))}"
+    stages += f" · BM25 {_score(scores.get('bm25'))} · dense {_score(scores.get('dense'))}"
+    if scores.get("rerank") is not None:
+        stages += f" · rerank {_score(scores['rerank'])}"
+    return f"<b>[{rank}]</b> {source}{stages}"
+
+
+def chunks_html(chunks: Sequence[dict[str, Any]], empty: str = "No chunks retrieved yet.") -> str:
     if not chunks:
-        return "<p class='chunks-empty'>No chunks retrieved yet.</p>"
+        return f"<p class='chunks-empty'>{html.escape(empty)}</p>"
     items = []
     for rank, chunk in enumerate(chunks, start=1):
-        scores = chunk.get("scores") or {}
         items.append(
             "<div class='chunk'>"
-            f"<div class='chunk-head'><b>[{rank}]</b> <span class='chunk-source'>{html.escape(chunk['source'])}</span>"
-            f" · fused {_score(scores.get('fused', chunk.get('score')))}"
-            f" · BM25 {_score(scores.get('bm25'))} · dense {_score(scores.get('dense'))}</div>"
+            f"<div class='chunk-head'>{_chunk_head(rank, chunk)}</div>"
             f"<div class='chunk-text'>{html.escape(chunk['content'])}</div>"
             "</div>"
         )
@@ -45,8 +56,10 @@ def chunks_html(chunks: Sequence[dict[str, Any]]) -> str:
 
 
 CSS = """
-#chunks .chunk { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 8px; margin: 6px 0; }
-#chunks .chunk-head { font-size: 0.9em; margin-bottom: 4px; }
-#chunks .chunk-source { font-family: monospace; }
-#chunks .chunk-text { white-space: pre-wrap; font-size: 0.85em; max-height: 12em; overflow-y: auto; }
+.chunk { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 8px; margin: 6px 0; }
+.chunk-head { font-size: 0.9em; margin-bottom: 4px; }
+.chunk-source { font-family: monospace; }
+.chunk-private { background: var(--color-accent-soft); border-radius: 4px; padding: 0 4px; font-size: 0.85em; }
+.chunk-text { white-space: pre-wrap; font-size: 0.85em; max-height: 12em; overflow-y: auto; }
+.chunk-text mark { background: #fde68a; color: inherit; }
 """

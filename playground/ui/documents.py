@@ -1,0 +1,128 @@
+"""The Documents tab: upload files into the session's private workspace, inspect their chunks, re-index, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from playground.ui.render import chunks_html
+from playground.uploads import TABLE_HEADERS, DocumentsService
+
+Refresh = Callable[[str | None], tuple[Any, ...]]
+
+
+def _progress(progress: gr.Progress) -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        desc = "Reading and converting files" if done < total else "Embedding and indexing the chunks"
+        progress((done, total), desc=desc, unit="files")
+
+    return report
+
+
+def _paths(files: list[Any] | None) -> list[Path]:
+    return [Path(getattr(f, "name", f)) for f in files or []]
+
+
+def build(
+    service: DocumentsService,
+    workspace: gr.BrowserState,
+    compare_files: gr.Dropdown,
+    sources: Callable[[str | None], list[str]],
+) -> tuple[Refresh, list[gr.components.Component]]:
+    """Lays out the tab. Uploads and deletes also update the Compare tab's file filter (`compare_files`, with
+    the choices `sources` gives). Returns a refresh function for page load and the components it fills."""
+    gr.Markdown(
+        "Upload your own files (txt, md, pdf, docx, html, csv, json). They are indexed for **this browser only**: "
+        "other visitors never retrieve them. They are kept while you use the page and dropped a few hours "
+        "after you stop, or when the server restarts."
+    )
+    gr.Markdown(service.shared_summary(), elem_id="shared-summary")
+    with gr.Row():
+        upload = gr.File(file_count="multiple", label="Upload files", elem_id="upload", scale=3)
+        folder = gr.UploadButton("Upload a folder", file_count="directory", elem_id="upload-folder", scale=1)
+    status = gr.Markdown(elem_id="upload-status")
+    table = gr.Dataframe(
+        headers=TABLE_HEADERS, elem_id="doc-table", interactive=False, label="Your files", wrap=True, value=[]
+    )
+    with gr.Accordion("Chunking (applies to your files)", open=False):
+        with gr.Row():
+            size = gr.Number(
+                value=service.workspaces.chunking.size,
+                precision=0,
+                label=f"Chunk size in embedder tokens (the embedder reads {service.embedder_tokens})",
+                elem_id="chunk-size",
+            )
+            overlap = gr.Number(
+                value=service.workspaces.chunking.overlap, precision=0, label="Overlap", elem_id="chunk-overlap"
+            )
+            reindex = gr.Button("Re-index my files with these settings", elem_id="reindex")
+        warning = gr.Markdown(elem_id="chunk-warning")
+    with gr.Row():
+        preview_file = gr.Dropdown([], label="Preview the chunks of", elem_id="preview-file", scale=3)
+        delete_file = gr.Dropdown([], label="Delete one of your files", elem_id="delete-file", scale=2)
+        delete = gr.Button("Delete", variant="stop", elem_id="delete", scale=1)
+    preview = gr.HTML(chunks_html([]), elem_id="preview")
+
+    def choices(token: str | None) -> tuple[Any, Any]:
+        mine = service.workspace(token).files()
+        return gr.update(choices=service.previewable(token)), gr.update(choices=mine, value=None)
+
+    def refresh(token: str | None) -> tuple[Any, ...]:
+        workspace = service.workspace(token)
+        return (
+            service.table(workspace),
+            *choices(token),
+            gr.update(value=workspace.chunking.size),
+            gr.update(value=workspace.chunking.overlap),
+            gr.update(choices=sources(token)),
+        )
+
+    def add(files: list[Any] | None, token: str | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+        paths = _paths(files)
+        try:
+            rows = service.upload(token, paths, _progress(progress))
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        failed = sum(1 for row in rows if row[0] in {p.name for p in paths} and row[1] == "error")
+        message = f"Indexed your upload of {len(paths)} file(s)." + (
+            f" {failed} could not be indexed: see the Message column." if failed else ""
+        )
+        return (rows, *choices(token), gr.update(choices=sources(token)), message, None)
+
+    def redo(size_value: float, overlap_value: float, token: str | None, progress: gr.Progress = gr.Progress()):
+        try:
+            rows = service.reindex(token, int(size_value or 0), int(overlap_value or 0), _progress(progress))
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        return rows, gr.update(value=None), chunks_html([]), "Re-indexed your files with the new chunk settings."
+
+    def remove(name: str | None, token: str | None) -> tuple[Any, ...]:
+        if not name:
+            raise gr.Error("Choose one of your files to delete first.")
+        try:
+            removed, rows = service.delete(token, name)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        message = f"Deleted {name} and its {removed} chunks."
+        return (rows, *choices(token), gr.update(choices=sources(token)), message, chunks_html([]))
+
+    def show(choice: str | None, token: str | None) -> str:
+        return chunks_html(service.preview(token, choice) if choice else [], empty="Choose a file to preview.")
+
+    private = {"api_visibility": "private"}
+    fill = [table, preview_file, delete_file, compare_files]
+    upload.upload(add, [upload, workspace], [*fill, status, upload], **private)
+    folder.upload(add, [folder, workspace], [*fill, status, upload], **private)
+    for number in (size, overlap):
+        number.change(service_warning(service), [size, overlap], warning, **private)
+    reindex.click(redo, [size, overlap, workspace], [table, preview_file, preview, status], **private)
+    delete.click(remove, [delete_file, workspace], [*fill, status, preview], **private)
+    preview_file.change(show, [preview_file, workspace], preview, **private)
+    return refresh, [table, preview_file, delete_file, size, overlap, compare_files]
+
+
+def service_warning(service: DocumentsService) -> Callable[[float | None, float | None], str]:
+    return lambda size, overlap: service.chunk_warning(int(size or 0), int(overlap or 0))

@@ -1,0 +1,107 @@
+"""The Documents tab's service: a session's uploads, their table, chunk settings, previews, re-index and delete."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipelines.indexing import ChunkSettings, sources_of
+from pipelines.ingest import FileReport
+from playground.runtime import Runtime
+from playground.workspaces import Progress, Workspace, chunks_of_file
+
+TABLE_HEADERS = ["File", "Status", "Pages", "Characters", "Chunks", "Message"]
+MAX_CHUNK_TOKENS = 2048
+SHARED, MINE = "shared", "mine"
+
+
+def table_row(report: FileReport) -> list[Any]:
+    pages = "" if report.pages is None else report.pages
+    return [report.file, report.status, pages, report.characters, report.chunks, report.error]
+
+
+class DocumentsService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.workspaces = runtime.workspaces
+
+    @property
+    def embedder_tokens(self) -> int:
+        """The most word pieces of a chunk the embedder reads (its window less the special tokens)."""
+        return self.runtime.embedder.max_chunk_tokens
+
+    def workspace(self, workspace_id: str | None) -> Workspace:
+        return self.workspaces.open(workspace_id)
+
+    def upload(self, workspace_id: str | None, paths: Sequence[Path], progress: Progress | None = None) -> list[Any]:
+        workspace = self.workspace(workspace_id)
+        if not paths:
+            raise ValueError("Choose one or more files to upload first.")
+        self.workspaces.upload(workspace, paths, progress)
+        return self.table(workspace)
+
+    def table(self, workspace: Workspace) -> list[list[Any]]:
+        return [table_row(report) for report in workspace.reports.values()]
+
+    def chunk_warning(self, size: int, overlap: int) -> str:
+        """Empty when the settings are fine; otherwise what is wrong, in words."""
+        problems = self._chunk_problems(size, overlap)
+        if problems:
+            return " ".join(problems)
+        if size > self.embedder_tokens:
+            return (
+                f"Chunks of {size} tokens are longer than the {self.embedder_tokens} tokens "
+                f"{self.runtime.embedder.name} reads: the rest of each chunk would not be embedded, so dense "
+                "retrieval would not see it (BM25 and the answer still would)."
+            )
+        return ""
+
+    def _chunk_problems(self, size: int, overlap: int) -> list[str]:
+        problems = []
+        if not 16 <= size <= MAX_CHUNK_TOKENS:
+            problems.append(f"The chunk size must be between 16 and {MAX_CHUNK_TOKENS} tokens, not {size}.")
+        if not 0 <= overlap < size:
+            problems.append(f"The overlap must be at least 0 and smaller than the chunk size ({size}), not {overlap}.")
+        return problems
+
+    def reindex(
+        self, workspace_id: str | None, size: int, overlap: int, progress: Progress | None = None
+    ) -> list[list[Any]]:
+        problems = self._chunk_problems(size, overlap)
+        if problems:
+            raise ValueError(" ".join(problems))
+        workspace = self.workspace(workspace_id)
+        if not workspace.files():
+            raise ValueError("There are no uploaded files to re-index yet.")
+        self.workspaces.reindex(workspace, ChunkSettings(size, overlap), progress)
+        return self.table(workspace)
+
+    def delete(self, workspace_id: str | None, name: str) -> tuple[int, list[list[Any]]]:
+        workspace = self.workspace(workspace_id)
+        if name not in workspace.reports:
+            raise ValueError(f"{name!r} is not one of your files.")
+        removed = self.workspaces.delete(workspace, name)
+        return removed, self.table(workspace)
+
+    def previewable(self, workspace_id: str | None) -> list[tuple[str, str]]:
+        """(label, value) of every file with chunks: the session's own first, then the shared ones."""
+        mine = [(f"{name} (yours)", f"{MINE}:{name}") for name in self.workspace(workspace_id).files()]
+        shared = [(f"{name} (shared)", f"{SHARED}:{name}") for name in sources_of(self.runtime.store)]
+        return mine + shared
+
+    def preview(self, workspace_id: str | None, choice: str) -> list[dict[str, Any]]:
+        """The chunks of one file, in order, as the retriever would return them."""
+        origin, _, name = (choice or "").partition(":")
+        store = self.workspace(workspace_id).store if origin == MINE else self.runtime.store
+        return [
+            {"source": name, "content": d.content or "", "private": origin == MINE, "index": i}
+            for i, d in enumerate(chunks_of_file(store, name), start=1)
+        ]
+
+    def shared_summary(self) -> str:
+        files = sources_of(self.runtime.store)
+        return (
+            f"Shared knowledge base (read-only, everyone retrieves from it): {len(files)} files, "
+            f"{self.runtime.store.count_documents()} chunks."
+        )

@@ -1,0 +1,168 @@
+"""Private workspaces: what one browser session uploads, indexed in a store that only that session retrieves from.
+
+The shared knowledge base stays read-only; each workspace has its own in-memory store and keeps copies of its
+indexed files on disk so they can be re-indexed with other chunk settings. Workspaces live as long as the
+process, and are dropped with their files after a while unused.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from haystack import Document
+
+from pipelines.embedder import EmbedderInfo
+from pipelines.fast_store import FastDocumentStore
+from pipelines.indexing import ChunkSettings
+from pipelines.ingest import FileReport, IngestLimits, ingest_files
+from pipelines.store import new_store
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Workspace:
+    id: str
+    folder: Path  # copies of the indexed files, named as their chunks' `file_path`
+    chunking: ChunkSettings
+    store: FastDocumentStore = field(default_factory=new_store)
+    reports: dict[str, FileReport] = field(default_factory=dict)  # by file name, in upload order
+    used: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def files(self) -> list[str]:
+        """Names of the files with chunks in the store."""
+        return [name for name, report in self.reports.items() if report.chunks]
+
+
+def chunks_of_file(store: FastDocumentStore, name: str) -> list[Document]:
+    found = store.filter_documents({"field": "meta.file_path", "operator": "==", "value": name})
+    return sorted(found, key=lambda d: d.meta.get("split_id", 0))
+
+
+class Workspaces:
+    """Every session's workspace by id: an explicit cache, pruned of idle workspaces whenever one is opened."""
+
+    def __init__(
+        self,
+        parent: Path,
+        embedder: EmbedderInfo,
+        chunking: ChunkSettings,
+        limits: IngestLimits = IngestLimits(),
+        idle_s: float = 6 * 3600,
+    ) -> None:
+        # One folder per process, so a CLI run next to the server never touches the server's files.
+        self.root = parent / str(os.getpid())
+        self.embedder = embedder
+        self.chunking = chunking
+        self.limits = limits
+        self.idle_s = idle_s
+        self._workspaces: dict[str, Workspace] = {}
+        self._lock = threading.Lock()
+        _remove_orphans(parent)
+        atexit.register(shutil.rmtree, self.root, ignore_errors=True)
+
+    @staticmethod
+    def new_id() -> str:
+        return secrets.token_urlsafe(24)
+
+    def store(self, workspace_id: str) -> FastDocumentStore | None:
+        """The workspace's store, for the query pipeline's private retrievers."""
+        workspace = self._workspaces.get(workspace_id)
+        return workspace.store if workspace is not None else None
+
+    def open(self, workspace_id: str | None) -> Workspace:
+        """The workspace with this id, a new empty one under it (after a restart, or once it was dropped), or a
+        new one under a fresh id when the id is missing or malformed."""
+        if not workspace_id or not _ID.match(workspace_id):
+            workspace_id = self.new_id()
+        with self._lock:
+            self._drop_idle()
+            workspace = self._workspaces.get(workspace_id)
+            if workspace is None:
+                folder = self.root / workspace_id
+                workspace = self._workspaces[workspace_id] = Workspace(workspace_id, folder, self.chunking)
+            workspace.used = time.monotonic()
+            return workspace
+
+    def upload(self, workspace: Workspace, paths: Sequence[Path], progress: Progress | None = None) -> list[FileReport]:
+        """Index uploaded files into the workspace; one report per file, as `ingest_files` gives them."""
+        with workspace.lock:
+            reports = ingest_files(paths, workspace.store, self.embedder, workspace.chunking, self.limits, progress)
+            workspace.folder.mkdir(parents=True, exist_ok=True)
+            for path, report in zip(paths, reports, strict=True):
+                self._record(workspace, path, report)
+            return reports
+
+    def reindex(
+        self, workspace: Workspace, chunking: ChunkSettings, progress: Progress | None = None
+    ) -> list[FileReport]:
+        """Index every kept file again with new chunk settings into a new store, swapped in when done."""
+        if chunking.overlap >= chunking.size:
+            raise ValueError(f"the overlap ({chunking.overlap}) must be smaller than the chunk size ({chunking.size})")
+        with workspace.lock:
+            names = workspace.files()
+            store = new_store()
+            reports = ingest_files(
+                [workspace.folder / name for name in names], store, self.embedder, chunking, self.limits, progress
+            )
+            workspace.store, workspace.chunking = store, chunking
+            for report in reports:
+                workspace.reports[report.file] = report
+            return reports
+
+    def delete(self, workspace: Workspace, name: str) -> int:
+        """Remove a file and all its chunks; returns how many chunks went."""
+        with workspace.lock:
+            chunks = chunks_of_file(workspace.store, name)
+            workspace.store.delete_documents([d.id for d in chunks])
+            workspace.reports.pop(name, None)
+            (workspace.folder / name).unlink(missing_ok=True)
+            return len(chunks)
+
+    @staticmethod
+    def _record(workspace: Workspace, path: Path, report: FileReport) -> None:
+        name = report.file
+        earlier = workspace.reports.get(name)
+        if report.status == "indexed":
+            shutil.copyfile(path, workspace.folder / name)
+            workspace.reports[name] = report
+        elif earlier is not None and earlier.chunks:  # skipped or failed: the version indexed before stays
+            note = "" if report.status == "skipped" else " The version indexed before is kept."
+            workspace.reports[name] = replace(earlier, status=report.status, error=report.error + note)
+        else:
+            workspace.reports[name] = report
+
+    def _drop_idle(self) -> None:
+        now = time.monotonic()
+        for workspace_id, workspace in list(self._workspaces.items()):
+            if now - workspace.used > self.idle_s and not workspace.lock.locked():
+                del self._workspaces[workspace_id]
+                shutil.rmtree(workspace.folder, ignore_errors=True)
+
+
+def _remove_orphans(parent: Path) -> None:
+    """Drop the folders of processes that are gone: their workspaces belong to no live session any more."""
+    for folder in parent.glob("*"):
+        if folder.name.isdigit() and not _alive(int(folder.name)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
