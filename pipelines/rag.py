@@ -8,15 +8,16 @@ from collections.abc import Sequence
 
 from haystack import Pipeline
 from haystack.components.joiners import DocumentJoiner
+from haystack.document_stores.types import DocumentStore
 from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
 
 from adapters.engine import Engine
 from pipelines.components import EngineGenerator, StageScores
 from pipelines.embedder import EmbedderInfo
-from pipelines.fast_retrievers import FastBM25Retriever, FastEmbeddingRetriever
 from pipelines.fast_store import FastDocumentStore
 from pipelines.private_retrievers import PrivateBM25Retriever, PrivateEmbeddingRetriever, StoreLookup
 from pipelines.prompts import rag_prompt_builder
+from pipelines.store import shared_retrievers
 
 DEFAULT_TOP_K = 3
 
@@ -26,21 +27,27 @@ def _no_private_store(workspace: str) -> None:
 
 
 def query_pipeline(
-    store: FastDocumentStore,
+    store: DocumentStore,
     embedder: EmbedderInfo,
     engine: Engine,
     top_k: int = DEFAULT_TOP_K,
     private: StoreLookup = _no_private_store,
+    keyword_stats: FastDocumentStore | None = None,
 ) -> Pipeline:
-    """`private` finds a session's own store by its workspace id (see `pipeline_inputs`)."""
+    """`store` is the shared knowledge base (ours or Qdrant); `private` finds a session's own store by its
+    workspace id (see `pipeline_inputs`). `keyword_stats` holds the same chunks as `store` in our own store,
+    whose word counts let private BM25 scores compare with shared ones (default: `store`, when it is ours)."""
     pipeline = Pipeline()
     pipeline.add_component(
         "text_embedder",
         SentenceTransformersTextEmbedder(model=embedder.model, local_files_only=embedder.local, progress_bar=False),
     )
-    pipeline.add_component("bm25_retriever", FastBM25Retriever(store, top_k=top_k))
-    pipeline.add_component("dense_retriever", FastEmbeddingRetriever(store, top_k=top_k))
-    pipeline.add_component("private_bm25_retriever", PrivateBM25Retriever(private, shared=store, top_k=top_k))
+    bm25_retriever, dense_retriever = shared_retrievers(store, top_k)
+    pipeline.add_component("bm25_retriever", bm25_retriever)
+    pipeline.add_component("dense_retriever", dense_retriever)
+    pipeline.add_component(
+        "private_bm25_retriever", PrivateBM25Retriever(private, shared=keyword_stats or store, top_k=top_k)
+    )
     pipeline.add_component("private_dense_retriever", PrivateEmbeddingRetriever(private, top_k=top_k))
     # Per stage, the best of shared and private by score: BM25 scores compare (shared IDF), cosines do.
     pipeline.add_component("bm25", DocumentJoiner(join_mode="concatenate", top_k=top_k))

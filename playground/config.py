@@ -58,6 +58,8 @@ class Settings:
     seed: int = field(default_factory=lambda: _env_int("PLAYGROUND_SEED", 0))
     demo_size: str = field(default_factory=lambda: _env("PLAYGROUND_DEMO_SIZE", "small"))
     device: str = field(default_factory=lambda: _env("PLAYGROUND_DEVICE", ""))
+    document_store: str = field(default_factory=lambda: _env("PLAYGROUND_DOCUMENT_STORE", "fast"))
+    qdrant_url: str = field(default_factory=lambda: _env("PLAYGROUND_QDRANT_URL", ""))
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

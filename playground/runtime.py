@@ -8,16 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from haystack import Pipeline
+from haystack.document_stores.types import DocumentStore
 
 from adapters import demo_model
 from adapters.datasets import load_chat_jsonl
 from adapters.engine import DecodingSettings, Engine
 from adapters.resolver import ResolvedModel, adapter_base, resolve_model
 from pipelines.embedder import EmbedderInfo, resolve_embedder
-from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings, chunks_of, load_or_index
 from pipelines.prompts import rag_messages
 from pipelines.rag import query_pipeline
+from pipelines.store import STORE_KINDS, copy_to_qdrant
 from playground.config import Settings
 from playground.documents import add_knowledge_base, knowledge_base_path
 from playground.workspaces import Workspaces
@@ -40,7 +41,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     embedder: EmbedderInfo
-    store: FastDocumentStore
+    store: DocumentStore  # the shared knowledge base: ours, or Qdrant's
     pipeline: Pipeline
     model: ModelInfo
     workspaces: Workspaces
@@ -65,6 +66,7 @@ def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
     if settings.demo_size not in demo_model.DEMO_SIZES:
         sizes = ", ".join(demo_model.DEMO_SIZES)
         raise ValueError(f"PLAYGROUND_DEMO_SIZE is {settings.demo_size!r}; expected one of {sizes}")
+    _check_store_settings(settings)
     timings: dict[str, float] = {}
     embedder = resolve_embedder(settings.embedder or None)
     chunking = ChunkSettings(settings.chunk_size or embedder.max_chunk_tokens, settings.chunk_overlap)
@@ -98,13 +100,32 @@ def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
     _timed(timings, "model_load_s", started)
 
     adapter_name = _attach_adapter(engine, settings, base, demo_built[0] if demo_built else None, log)
+    shared: DocumentStore = store
+    if settings.document_store == "qdrant":
+        started = time.perf_counter()
+        shared = copy_to_qdrant(store, settings.qdrant_url)
+        _timed(timings, "qdrant_sync_s", started)
+        log(f"knowledge base: retrieval from Qdrant at {settings.qdrant_url}")
     workspaces = Workspaces(settings.home / "workspaces", embedder, chunking)
-    pipeline = query_pipeline(store, embedder, engine, top_k=settings.top_k, private=workspaces.store)
+    pipeline = query_pipeline(
+        shared, embedder, engine, top_k=settings.top_k, private=workspaces.store, keyword_stats=store
+    )
     started = time.perf_counter()
     pipeline.warm_up()
     _timed(timings, "pipeline_warm_up_s", started)
     model = ModelInfo(base.name, base.source, adapter_name, base.note)
-    return Runtime(settings, engine, embedder, store, pipeline, model, workspaces, timings)
+    return Runtime(settings, engine, embedder, shared, pipeline, model, workspaces, timings)
+
+
+def _check_store_settings(settings: Settings) -> None:
+    if settings.document_store not in STORE_KINDS:
+        kinds = ", ".join(STORE_KINDS)
+        raise ValueError(f"PLAYGROUND_DOCUMENT_STORE is {settings.document_store!r}; expected one of {kinds}")
+    if settings.document_store == "qdrant" and not settings.qdrant_url:
+        raise ValueError(
+            "PLAYGROUND_DOCUMENT_STORE is qdrant but PLAYGROUND_QDRANT_URL is empty: give the server's URL "
+            "(e.g. http://localhost:6333), or a folder or :memory: for Qdrant's local mode"
+        )
 
 
 def _attach_adapter(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from haystack import Document
+from haystack.document_stores.types import DocumentStore
 
 from pipelines.embedder import EmbedderInfo
 from pipelines.fast_store import FastDocumentStore
@@ -45,7 +46,7 @@ class Workspace:
         return [name for name, report in self.reports.items() if report.chunks]
 
 
-def chunks_of_file(store: FastDocumentStore, name: str) -> list[Document]:
+def chunks_of_file(store: DocumentStore, name: str) -> list[Document]:
     found = store.filter_documents({"field": "meta.file_path", "operator": "==", "value": name})
     return sorted(found, key=lambda d: d.meta.get("split_id", 0))
 
