@@ -16,21 +16,29 @@ from pipelines.prompts import plain_messages, to_dicts
 
 @component
 class StageScores:
-    """Keeps the fused ranking and records each retriever's score on every chunk (`meta["scores"]`)."""
+    """Records each stage's score on every chunk (`meta["scores"]`: bm25, dense, fused, rerank), in the order
+    of the last stage (`ranked`: the rerank stage's output, or the fused list itself)."""
 
     @component.output_types(documents=list[Document])
     def run(
-        self, fused: list[Document], bm25: list[Document] | None = None, dense: list[Document] | None = None
+        self,
+        ranked: list[Document],
+        fused: list[Document] | None = None,
+        bm25: list[Document] | None = None,
+        dense: list[Document] | None = None,
     ) -> dict[str, list[Document]]:
         by_stage = {
             "bm25": {d.id: d.score for d in bm25 or []},
             "dense": {d.id: d.score for d in dense or []},
+            "fused": {d.id: d.score for d in fused or ranked},
         }
         annotated = []
-        for doc in fused:
+        for doc in ranked:
             scores = {stage: found.get(doc.id) for stage, found in by_stage.items()}
-            scores["fused"] = doc.score
-            annotated.append(replace(doc, meta={**doc.meta, "scores": scores}))
+            meta = dict(doc.meta)
+            if (rerank := meta.pop("rerank_score", None)) is not None:
+                scores["rerank"] = rerank
+            annotated.append(replace(doc, meta={**meta, "scores": scores}))
         return {"documents": annotated}
 
 

@@ -10,6 +10,7 @@ from haystack import Pipeline
 from haystack.components.joiners import DocumentJoiner
 from haystack.document_stores.types import DocumentStore
 from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
+from haystack_integrations.components.rankers.sentence_transformers import SentenceTransformersSimilarityRanker
 
 from adapters.engine import Engine
 from pipelines.components import EngineGenerator, StageScores
@@ -17,6 +18,7 @@ from pipelines.embedder import EmbedderInfo
 from pipelines.fast_store import FastDocumentStore
 from pipelines.private_retrievers import PrivateBM25Retriever, PrivateEmbeddingRetriever, StoreLookup
 from pipelines.prompts import rag_prompt_builder
+from pipelines.reranker import CANDIDATES_PER_RESULT, OptionalRanker
 from pipelines.store import shared_retrievers
 
 DEFAULT_TOP_K = 3
@@ -33,6 +35,7 @@ def query_pipeline(
     top_k: int = DEFAULT_TOP_K,
     private: StoreLookup = _no_private_store,
     keyword_stats: FastDocumentStore | None = None,
+    reranker: SentenceTransformersSimilarityRanker | None = None,
 ) -> Pipeline:
     """`store` is the shared knowledge base (ours or Qdrant); `private` finds a session's own store by its
     workspace id (see `pipeline_inputs`). `keyword_stats` holds the same chunks as `store` in our own store,
@@ -53,6 +56,7 @@ def query_pipeline(
     pipeline.add_component("bm25", DocumentJoiner(join_mode="concatenate", top_k=top_k))
     pipeline.add_component("dense", DocumentJoiner(join_mode="concatenate", top_k=top_k))
     pipeline.add_component("fusion", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=top_k))
+    pipeline.add_component("rerank", OptionalRanker(reranker))
     pipeline.add_component("scores", StageScores())
     pipeline.add_component("prompt_builder", rag_prompt_builder())
     pipeline.add_component("generator", EngineGenerator(engine))
@@ -64,6 +68,8 @@ def query_pipeline(
     pipeline.connect("private_dense_retriever.documents", "dense.documents")
     pipeline.connect("bm25.documents", "fusion.documents")
     pipeline.connect("dense.documents", "fusion.documents")
+    pipeline.connect("fusion.documents", "rerank.documents")
+    pipeline.connect("rerank.documents", "scores.ranked")
     pipeline.connect("fusion.documents", "scores.fused")
     pipeline.connect("bm25.documents", "scores.bm25")
     pipeline.connect("dense.documents", "scores.dense")
@@ -83,30 +89,33 @@ def pipeline_inputs(
     mode: str = "hybrid",
     files: Sequence[str] = (),
     workspace: str | None = None,
+    rerank: bool = False,
     **generator: object,
 ) -> dict[str, dict[str, object]]:
     """The run() data for `query_pipeline`: the question goes to every entry point.
 
     `mode` switches a retriever off by asking it for no documents, so the fusion ranks the
     other alone; `files` keeps retrieval to those source files; `workspace` adds that session's
-    private store.
+    private store; `rerank` has the cross-encoder pick top-k out of more fused candidates.
     """
     if mode not in RETRIEVAL_MODES:
         raise ValueError(f"retrieval mode is {mode!r}; expected one of {', '.join(RETRIEVAL_MODES)}")
     if top_k < 1:
         raise ValueError(f"top-k must be at least 1, got {top_k}")
     filters = {"field": "meta.file_path", "operator": "in", "value": list(files)} if files else None
-    bm25_k = top_k if mode != "dense" else 0
-    dense_k = top_k if mode != "bm25" else 0
+    candidates = top_k * CANDIDATES_PER_RESULT if rerank else top_k
+    bm25_k = candidates if mode != "dense" else 0
+    dense_k = candidates if mode != "bm25" else 0
     return {
         "text_embedder": {"text": question},
         "bm25_retriever": {"query": question, "top_k": bm25_k, "filters": filters},
         "dense_retriever": {"top_k": dense_k, "filters": filters},
         "private_bm25_retriever": {"query": question, "top_k": bm25_k, "filters": filters, "workspace": workspace},
         "private_dense_retriever": {"top_k": dense_k, "filters": filters, "workspace": workspace},
-        "bm25": {"top_k": top_k},
-        "dense": {"top_k": top_k},
-        "fusion": {"top_k": top_k},
+        "bm25": {"top_k": candidates},
+        "dense": {"top_k": candidates},
+        "fusion": {"top_k": candidates},
+        "rerank": {"query": question, "top_k": top_k, "enabled": rerank},
         "prompt_builder": {"question": question},
         "generator": {"question": question, **generator},
     }

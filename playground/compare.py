@@ -14,6 +14,7 @@ from haystack.dataclasses import StreamingChunk
 from pipelines.components import Row
 from pipelines.indexing import sources_of
 from pipelines.rag import pipeline_inputs
+from playground.highlight import used_spans
 from playground.metrics import summary
 from playground.runtime import ModelInfo, Runtime
 
@@ -31,6 +32,7 @@ class CompareOptions:
     retrieval: str = "hybrid"  # hybrid (BM25 + dense, fused), bm25 or dense
     files: tuple[str, ...] = ()  # retrieve only from these source files; empty: all
     workspace: str | None = None  # the asking session's private workspace, retrieved from as well
+    rerank: bool = False  # a cross-encoder reorders the fused candidates (when one is loaded)
 
 
 @dataclass
@@ -86,6 +88,13 @@ def _chunk_json(document: Any) -> dict[str, Any]:
 _ANSWER_FIELDS = ("text", "latency_s", "ttft_s", "prompt_tokens", "completion_tokens", "tokens_per_s", "finish_reason")
 
 
+def _mark_used(state: Comparison) -> None:
+    """Each chunk's spans that the answers which read it (RAG, hybrid) repeat, for highlighting."""
+    readers = [state.texts[name] for name in ("rag", "hybrid") if name in state.texts]
+    for chunk in state.chunks:
+        chunk["used"] = [list(span) for span in used_spans(chunk["content"], readers)]
+
+
 class CompareService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -115,6 +124,8 @@ class CompareService:
             raise ValueError("Type a question first.")
         if len(question) > MAX_QUESTION_CHARS:
             raise ValueError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}.")
+        if options.rerank and not self.runtime.reranker.available:
+            raise ValueError(f"No reranker model is loaded: {self.runtime.reranker.note}.")
         rows = self.rows(options)
         decoding = self.runtime.decoding(
             max_new_tokens=options.max_new_tokens, temperature=options.temperature, seed=options.seed
@@ -123,6 +134,7 @@ class CompareService:
             "top_k": options.top_k or self.runtime.settings.top_k,
             "mode": options.retrieval,
             "files": list(options.files),
+            "rerank": options.rerank,
         }
         events: queue.Queue = queue.Queue()
         data = pipeline_inputs(
@@ -156,6 +168,7 @@ class CompareService:
                 yield state
             elif isinstance(event, dict):  # the pipeline's final outputs
                 state.total_s = time.perf_counter() - started
+                _mark_used(state)
                 state.done = True
         yield state
 

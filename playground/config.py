@@ -10,6 +10,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = PROJECT_ROOT / "sample_data"
 DEFAULT_BASE_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+DEFAULT_RERANKER = "cross-encoder/ms-marco-MiniLM-L-6-v2"  # "none" switches the rerank stage off
 
 
 def _env(name: str, default: str) -> str:
@@ -58,6 +59,7 @@ class Settings:
     seed: int = field(default_factory=lambda: _env_int("PLAYGROUND_SEED", 0))
     demo_size: str = field(default_factory=lambda: _env("PLAYGROUND_DEMO_SIZE", "small"))
     device: str = field(default_factory=lambda: _env("PLAYGROUND_DEVICE", ""))
+    reranker: str = field(default_factory=lambda: _env("PLAYGROUND_RERANKER", DEFAULT_RERANKER))
     document_store: str = field(default_factory=lambda: _env("PLAYGROUND_DOCUMENT_STORE", "fast"))
     qdrant_url: str = field(default_factory=lambda: _env("PLAYGROUND_QDRANT_URL", ""))
 

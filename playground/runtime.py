@@ -18,6 +18,7 @@ from pipelines.embedder import EmbedderInfo, resolve_embedder
 from pipelines.indexing import ChunkSettings, chunks_of, load_or_index
 from pipelines.prompts import rag_messages
 from pipelines.rag import query_pipeline
+from pipelines.reranker import RerankerChoice, resolve_reranker
 from pipelines.store import STORE_KINDS, copy_to_qdrant
 from playground.config import Settings
 from playground.documents import add_knowledge_base, knowledge_base_path
@@ -45,6 +46,7 @@ class Runtime:
     pipeline: Pipeline
     model: ModelInfo
     workspaces: Workspaces
+    reranker: RerankerChoice
     startup: dict[str, float] = field(default_factory=dict)
 
     def decoding(self, **overrides: object) -> DecodingSettings:
@@ -107,14 +109,23 @@ def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
         _timed(timings, "qdrant_sync_s", started)
         log(f"knowledge base: retrieval from Qdrant at {settings.qdrant_url}")
     workspaces = Workspaces(settings.home / "workspaces", embedder, chunking)
+    started = time.perf_counter()
+    reranker = resolve_reranker(settings.reranker, log)
+    _timed(timings, "reranker_load_s", started)
     pipeline = query_pipeline(
-        shared, embedder, engine, top_k=settings.top_k, private=workspaces.store, keyword_stats=store
+        shared,
+        embedder,
+        engine,
+        top_k=settings.top_k,
+        private=workspaces.store,
+        keyword_stats=store,
+        reranker=reranker.ranker,
     )
     started = time.perf_counter()
     pipeline.warm_up()
     _timed(timings, "pipeline_warm_up_s", started)
     model = ModelInfo(base.name, base.source, adapter_name, base.note)
-    return Runtime(settings, engine, embedder, shared, pipeline, model, workspaces, timings)
+    return Runtime(settings, engine, embedder, shared, pipeline, model, workspaces, reranker, timings)
 
 
 def _check_store_settings(settings: Settings) -> None:

@@ -54,6 +54,13 @@ def build(service: CompareService, workspace: gr.BrowserState) -> gr.Dropdown:
         files = gr.Dropdown(
             service.sources(), value=[], multiselect=True, label="Only these files (empty: all)", elem_id="files"
         )
+        reranker = service.runtime.reranker
+        rerank = gr.Checkbox(
+            value=False,
+            label=f"Rerank with the cross-encoder {reranker.name}",
+            visible=reranker.available,  # no reranker model offline or online: no option
+            elem_id="rerank",
+        )
     with gr.Row(equal_height=True):
         panes = [
             gr.Textbox(label=label, elem_id=elem_id, lines=8, max_lines=20, interactive=False)
@@ -61,7 +68,10 @@ def build(service: CompareService, workspace: gr.BrowserState) -> gr.Dropdown:
         ]
     summary = gr.Markdown(elem_id="summary")
     metrics = gr.Dataframe(headers=TABLE_HEADERS, elem_id="metrics", interactive=False, label="Latency and tokens")
-    gr.Markdown("### Retrieved chunks (what RAG and the hybrid read)")
+    gr.Markdown(
+        "### Retrieved chunks (what RAG and the hybrid read)\n"
+        "<mark>Highlighted</mark>: text the RAG or hybrid answer repeats (runs of 4+ words, and numbers)."
+    )
     chunks = gr.HTML(chunks_html([]), elem_id="chunks")
 
     def run(
@@ -73,6 +83,7 @@ def build(service: CompareService, workspace: gr.BrowserState) -> gr.Dropdown:
         k: float,
         retrieval: str,
         only: list[str] | None,
+        use_reranker: bool,
         workspace_id: str | None,
     ) -> Iterator[tuple]:
         options = CompareOptions(
@@ -84,6 +95,7 @@ def build(service: CompareService, workspace: gr.BrowserState) -> gr.Dropdown:
             retrieval=retrieval,
             files=tuple(only or ()),
             workspace=workspace_id,
+            rerank=bool(use_reranker),
         )
         try:
             for state in service.stream(question, options):
@@ -91,7 +103,7 @@ def build(service: CompareService, workspace: gr.BrowserState) -> gr.Dropdown:
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
-    inputs = [prompt, max_new_tokens, temperature, seed, hybrid, top_k, mode, files, workspace]
+    inputs = [prompt, max_new_tokens, temperature, seed, hybrid, top_k, mode, files, rerank, workspace]
     outputs = [*panes, chunks, metrics, summary]
     ask.click(run, inputs, outputs, api_visibility="private")
     prompt.submit(run, inputs, outputs, api_visibility="private")

@@ -27,6 +27,16 @@ def _score(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
+def _marked(text: str, spans: Sequence[Sequence[int]]) -> str:
+    """The text, escaped, with the spans an answer used inside <mark>."""
+    parts, at = [], 0
+    for start, end in spans:
+        parts += [html.escape(text[at:start]), f"<mark>{html.escape(text[start:end])}</mark>"]
+        at = end
+    parts.append(html.escape(text[at:]))
+    return "".join(parts)
+
+
 def _chunk_head(rank: int, chunk: dict[str, Any]) -> str:
     source = f"<span class='chunk-source'>{html.escape(chunk['source'])}</span>"
     if chunk.get("private"):
@@ -49,7 +59,7 @@ def chunks_html(chunks: Sequence[dict[str, Any]], empty: str = "No chunks retrie
         items.append(
             "<div class='chunk'>"
             f"<div class='chunk-head'>{_chunk_head(rank, chunk)}</div>"
-            f"<div class='chunk-text'>{html.escape(chunk['content'])}</div>"
+            f"<div class='chunk-text'>{_marked(chunk['content'], chunk.get('used') or ())}</div>"
             "</div>"
         )
     return "".join(items)

@@ -1,0 +1,43 @@
+"""Highlighting the chunk text an answer used."""
+
+from __future__ import annotations
+
+import itertools
+
+from playground.highlight import used_spans
+from playground.ui.render import chunks_html
+
+CHUNK = "The Summit 2 tent costs $349 and weighs 4 lb 2 oz. It sleeps two people.\nColours: green, grey."
+
+
+def _texts(spans: list[tuple[int, int]]) -> list[str]:
+    return [CHUNK[start:end] for start, end in spans]
+
+
+def test_runs_of_words_and_numbers_the_answer_repeats():
+    answer = "Hey trailblazer! The Summit 2 tent costs $349. Happy trails!"
+    assert _texts(used_spans(CHUNK, [answer])) == ["The Summit 2 tent costs $349"]
+
+
+def test_numbers_alone_and_case_insensitive():
+    assert _texts(used_spans(CHUNK, ["only 349!"])) == ["349"]
+    assert used_spans(CHUNK, ["it is 4 LB, i think"]) == []  # single digits match too much by chance
+    assert _texts(used_spans(CHUNK, ["IT SLEEPS TWO PEOPLE"])) == ["It sleeps two people"]
+
+
+def test_nothing_used_and_short_runs_ignored():
+    assert used_spans(CHUNK, ["I do not know."]) == []
+    assert used_spans(CHUNK, ["the tent costs"]) == []  # three words: phrasing, not content
+    assert used_spans(CHUNK, []) == []
+
+
+def test_spans_from_several_answers_do_not_overlap():
+    spans = used_spans(CHUNK, ["The Summit 2 tent costs a lot", "Summit 2 tent costs $349 and weighs"])
+    assert spans == sorted(spans)
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
+
+
+def test_render_marks_the_used_text_and_escapes_the_rest():
+    chunk = {"source": "a.md", "content": "<b>Price</b>: 349 dollars", "score": 1.0, "used": [[14, 17]]}
+    html = chunks_html([chunk])
+    assert "<mark>349</mark>" in html and "&lt;b&gt;Price&lt;/b&gt;" in html
