@@ -64,7 +64,8 @@ def _ask(page) -> str:
 def test_upload_inspect_ask_and_stay_private(browser, url, folder):
     context, page = _open(browser, url)
     page.get_by_role("tab", name="Documents").click()
-    page.locator("#upload input[type=file]").set_input_files(sorted(str(p) for p in folder.iterdir()))
+    # The "Upload a folder" button's input (Gradio renders it next to the button, not inside it).
+    page.locator("input[webkitdirectory]").set_input_files(folder)
     page.wait_for_function(
         "() => document.querySelector('#doc-table').innerText.includes('zorblax.txt')"
         " && document.querySelector('#doc-table').innerText.includes('broken.txt')",
@@ -106,11 +107,22 @@ def test_upload_inspect_ask_and_stay_private(browser, url, folder):
     context.close()
 
 
-def test_chunk_size_warning(browser, url):
+def test_file_upload_and_chunk_size_warning(browser, url, folder):
     context, page = _open(browser, url)
     page.get_by_role("tab", name="Documents").click()
+    page.locator("#upload input[type=file]").set_input_files([folder / "notes.md", folder / "zorblax.txt"])
+    page.wait_for_function(
+        "() => document.querySelector('#upload-status').innerText.includes('Indexed your upload of 2 file(s).')",
+        timeout=120_000,
+    )
+    assert sorted(row[0] for row in _rows(page)) == ["notes.md", "zorblax.txt"]
     page.get_by_text("Chunking (applies to your files)").click()
     page.fill("#chunk-size input", "400")
     page.locator("#chunk-size input").press("Enter")
     page.wait_for_function("() => document.querySelector('#chunk-warning').innerText.includes('not be embedded')")
+    page.fill("#chunk-size input", "64")
+    page.locator("#chunk-size input").press("Enter")
+    page.wait_for_function("() => document.querySelector('#chunk-warning').innerText.trim() === ''")
+    page.click("#reindex")
+    page.wait_for_function("() => document.querySelector('#upload-status').innerText.includes('Re-indexed')")
     context.close()
