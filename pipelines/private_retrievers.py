@@ -21,6 +21,12 @@ def _private(documents: list[Document]) -> list[Document]:
     return [replace(doc, meta={**doc.meta, "private": True}) for doc in documents]
 
 
+def _store_to_ask(lookup: StoreLookup, workspace: str | None, top_k: int) -> FastDocumentStore | None:
+    """The session's store, unless there is none, it is empty, or no documents are asked for."""
+    store = lookup(workspace) if workspace else None
+    return store if store is not None and top_k > 0 and store.count_documents() else None
+
+
 @component
 class PrivateBM25Retriever:
     """BM25 over the session's store. With `shared` given, each word's IDF counts the shared corpus as well, so
@@ -39,9 +45,8 @@ class PrivateBM25Retriever:
         filters: dict[str, Any] | None = None,
         top_k: int | None = None,
     ) -> dict[str, list[Document]]:
-        store = self.lookup(workspace) if workspace else None
         top_k = self.top_k if top_k is None else top_k
-        if store is None or top_k <= 0 or not store.count_documents():
+        if (store := _store_to_ask(self.lookup, workspace, top_k)) is None:
             return {"documents": []}
         stats = store.bm25_corpus_stats(query)
         if self.shared is not None:
@@ -66,9 +71,8 @@ class PrivateEmbeddingRetriever:
         filters: dict[str, Any] | None = None,
         top_k: int | None = None,
     ) -> dict[str, list[Document]]:
-        store = self.lookup(workspace) if workspace else None
         top_k = self.top_k if top_k is None else top_k
-        if store is None or top_k <= 0 or not store.count_documents():
+        if (store := _store_to_ask(self.lookup, workspace, top_k)) is None:
             return {"documents": []}
         found = store.embedding_retrieval(
             query_embedding=query_embedding, top_k=top_k, filters=filters, return_embedding=False

@@ -21,7 +21,7 @@ from bm25s.stopwords import STOPWORDS_EN
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.dataclasses import SparseEmbedding
 from haystack.document_stores.in_memory.document_store import _DEFAULT_BM25_TOKENIZATION_REGEX
-from haystack.document_stores.types import DuplicatePolicy, FilterPolicy, apply_filter_policy
+from haystack.document_stores.types import DuplicatePolicy, FilterPolicy
 from haystack.utils import Secret
 from haystack_integrations.components.retrievers.qdrant import QdrantEmbeddingRetriever, QdrantSparseEmbeddingRetriever
 from haystack_integrations.document_stores.qdrant import QdrantDocumentStore
@@ -29,6 +29,7 @@ from haystack_integrations.document_stores.qdrant.converters import SPARSE_VECTO
 from qdrant_client.http import models
 
 from pipelines.fast_store import BM25_SCALING_FACTOR
+from pipelines.retriever_base import StoreRetriever
 
 ENGLISH_STOPWORDS: tuple[str, ...] = tuple(STOPWORDS_EN)
 # bm25s's defaults, as the fast store uses them, so scores compare across the two stores.
@@ -162,8 +163,8 @@ class BM25SparseEmbedder:
         return {"documents": [replace(doc, sparse_embedding=embed(doc.content or "")) for doc in documents]}
 
 
-class _QdrantRetriever:
-    """What both retrievers share with the fast ones: store, default filters, top_k, scaling, filter policy."""
+class _QdrantRetriever(StoreRetriever):
+    store_type = QdrantDocumentStore
 
     def __init__(
         self,
@@ -173,45 +174,9 @@ class _QdrantRetriever:
         scale_score: bool = False,
         filter_policy: FilterPolicy = FilterPolicy.REPLACE,
     ) -> None:
-        if not isinstance(document_store, QdrantDocumentStore):
-            raise TypeError("document_store must be an instance of QdrantDocumentStore")
+        StoreRetriever.__init__(self, document_store, filters, top_k, scale_score, filter_policy)
         if not document_store.use_sparse_embeddings:
             raise ValueError("the store needs sparse embeddings: open it with open_qdrant_store")
-        if top_k <= 0:
-            raise ValueError(f"top_k must be greater than 0, but got {top_k}")
-        self.document_store = document_store
-        self.filters = filters
-        self.top_k = top_k
-        self.scale_score = scale_score
-        self.filter_policy = filter_policy
-
-    def _init_parameters(self) -> dict[str, Any]:
-        return {
-            "document_store": self.document_store,
-            "filters": self.filters,
-            "top_k": self.top_k,
-            "scale_score": self.scale_score,
-            "filter_policy": self.filter_policy.value,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return default_to_dict(self, **self._init_parameters())
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Any:
-        init_params = dict(data.get("init_parameters", {}))  # a copy: the caller's dict stays serialised
-        if "filter_policy" in init_params:
-            init_params["filter_policy"] = FilterPolicy.from_str(init_params["filter_policy"])
-        return default_from_dict(cls, {**data, "init_parameters": init_params})
-
-    def _query_options(
-        self, filters: dict[str, Any] | None, top_k: int | None, scale_score: bool | None
-    ) -> tuple[dict[str, Any] | None, int, bool]:
-        top_k = self.top_k if top_k is None else top_k
-        if top_k < 0:
-            raise ValueError(f"top_k must be greater than or equal to 0, but got {top_k}")
-        merged = apply_filter_policy(self.filter_policy, self.filters, filters)
-        return merged, top_k, self.scale_score if scale_score is None else scale_score
 
 
 @component
@@ -234,7 +199,7 @@ class QdrantKeywordRetriever(_QdrantRetriever):
         self._retriever = QdrantSparseEmbeddingRetriever(document_store, top_k=top_k)
 
     def _init_parameters(self) -> dict[str, Any]:
-        return {**_QdrantRetriever._init_parameters(self), "stopwords": self.stopwords}
+        return {**StoreRetriever._init_parameters(self), "stopwords": self.stopwords}
 
     @component.output_types(documents=list[Document])
     def run(
@@ -246,7 +211,8 @@ class QdrantKeywordRetriever(_QdrantRetriever):
     ) -> dict[str, list[Document]]:
         if not query:
             raise ValueError("Query should be a non-empty string")
-        filters, top_k, scale = self._query_options(filters, top_k, scale_score)
+        options = self._query_options(filters, top_k, scale_score)
+        filters, top_k, scale = options["filters"], options["top_k"], options["scale_score"]
         sparse = self.encoder.query(query)
         if top_k == 0 or sparse is None:
             return {"documents": []}
@@ -283,7 +249,7 @@ class QdrantDenseRetriever(_QdrantRetriever):
         self._retriever = QdrantEmbeddingRetriever(document_store, top_k=top_k)
 
     def _init_parameters(self) -> dict[str, Any]:
-        return {**_QdrantRetriever._init_parameters(self), "return_embedding": self.return_embedding}
+        return {**StoreRetriever._init_parameters(self), "return_embedding": self.return_embedding}
 
     @component.output_types(documents=list[Document])
     def run(
@@ -294,7 +260,8 @@ class QdrantDenseRetriever(_QdrantRetriever):
         scale_score: bool | None = None,
         return_embedding: bool | None = None,
     ) -> dict[str, list[Document]]:
-        filters, top_k, scale = self._query_options(filters, top_k, scale_score)
+        options = self._query_options(filters, top_k, scale_score)
+        filters, top_k, scale = options["filters"], options["top_k"], options["scale_score"]
         if top_k == 0:
             return {"documents": []}
         # Same cosine scaling as the fast store: (cosine + 1) / 2.
