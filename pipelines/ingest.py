@@ -12,9 +12,11 @@ import io
 import json
 import os
 import stat
+import time
 import unicodedata
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -64,6 +66,10 @@ _BOMS = (
 )
 
 
+Progress = Callable[[int, int, str], None]  # (done, total, stage)
+EMBED_SLICE = 256  # chunks per progress report while embedding: 8 of the embedder's batches
+
+
 @dataclass(frozen=True)
 class IngestLimits:
     max_bytes: int = 50 * _MB  # one file as uploaded
@@ -107,25 +113,41 @@ def ingest_files(
     embedder: EmbedderInfo,
     chunks: ChunkSettings,
     limits: IngestLimits = IngestLimits(),
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
+    timings: dict[str, float] | None = None,
 ) -> list[FileReport]:
-    """Indexes `paths` into `store`; one report per path, in order. `progress(done, total)` follows the reading."""
+    """Indexes `paths` into `store`; one report per path, in order. `progress(done, total, stage)` follows the
+    reading (stage "reading", counting files) and then the embedding (stage "embedding", counting chunks).
+
+    `timings`, when given, gets the seconds spent per phase (for benchmarks): convert_s (reading, converting and
+    the repeat check), split_s, embed_s, write_s.
+    """
+    timings = {} if timings is None else timings
     reports: list[FileReport] = []
     converted: list[_Converted] = []
     total = len(paths)
-    for done, path in enumerate(paths, start=1):
-        item = _convert_one(path, limits, too_many=done > limits.max_files)
-        if isinstance(item, _Converted):
-            converted.append(item)
-            item = item.report
-        reports.append(item)
-        if progress is not None:
-            progress(done, total)
-
-    pending = _new_content(converted, store)
+    with _timed(timings, "convert_s"):
+        for done, path in enumerate(paths, start=1):
+            item = _convert_one(path, limits, too_many=done > limits.max_files)
+            if isinstance(item, _Converted):
+                converted.append(item)
+                item = item.report
+            reports.append(item)
+            if progress is not None:
+                progress(done, total, "reading")
+        pending = _new_content(converted, store)
     if pending:
-        _index(pending, store, embedder, chunks)
+        _index(pending, store, embedder, chunks, timings, progress)
     return reports
+
+
+@contextmanager
+def _timed(timings: dict[str, float], phase: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - start
 
 
 def _convert_one(path: Path, limits: IngestLimits, too_many: bool) -> FileReport | _Converted:
@@ -350,8 +372,59 @@ def _embedder(embedder: EmbedderInfo) -> SentenceTransformersDocumentEmbedder:
     return component
 
 
-def _index(pending: list[_Converted], store: FastDocumentStore, embedder: EmbedderInfo, chunks: ChunkSettings) -> None:
-    splitter = _splitter(embedder.model, chunks.size, chunks.overlap)
+def loaded_embedder(embedder: EmbedderInfo, chunks: ChunkSettings) -> SentenceTransformersDocumentEmbedder:
+    """The tokenizer and embedding model `ingest_files` uses, loaded now (a first upload then starts at once)."""
+    _splitter(embedder.model, chunks.size, chunks.overlap)
+    return _embedder(embedder)
+
+
+def _index(
+    pending: list[_Converted],
+    store: FastDocumentStore,
+    embedder: EmbedderInfo,
+    chunks: ChunkSettings,
+    timings: dict[str, float],
+    progress: Progress | None = None,
+) -> None:
+    with _timed(timings, "split_s"):
+        batch, ready = _split(pending, _splitter(embedder.model, chunks.size, chunks.overlap))
+    if not batch:
+        return
+    names = sorted({item.report.file for item, _ in ready})
+    try:
+        with _timed(timings, "embed_s"):
+            embedded = _embed(_embedder(embedder), batch, progress)
+        with _timed(timings, "write_s"):
+            # Ids of the old versions are taken before the write, so the new chunks are never among them.
+            old = store.filter_documents({"field": "meta.file_path", "operator": "in", "value": names})
+            store.write_documents(embedded, policy=DuplicatePolicy.OVERWRITE)
+    except Exception as error:  # the store is unchanged: its write validates the whole batch first
+        for item, _ in ready:
+            item.report.error = f"{item.report.file} could not be indexed: {type(error).__name__}: {error}"
+        return
+    with _timed(timings, "write_s"):
+        store.delete_documents([doc.id for doc in old])
+    for item, count in ready:
+        item.report.status, item.report.chunks = "indexed", count
+
+
+def _embed(
+    component: SentenceTransformersDocumentEmbedder, batch: list[Document], progress: Progress | None
+) -> list[Document]:
+    """Embeds in slices of several model batches, so a long upload reports its progress as it goes."""
+    if progress is None:
+        return component.run(documents=batch)["documents"]
+    embedded: list[Document] = []
+    for start in range(0, len(batch), EMBED_SLICE):
+        embedded += component.run(documents=batch[start : start + EMBED_SLICE])["documents"]
+        progress(len(embedded), len(batch), "embedding")
+    return embedded
+
+
+def _split(
+    pending: list[_Converted], splitter: EmbedderTokenSplitter
+) -> tuple[list[Document], list[tuple[_Converted, int]]]:
+    """All files' chunks, and each file that gave any with its count; a file that fails gets its error."""
     batch: list[Document] = []
     ready: list[tuple[_Converted, int]] = []
     for item in pending:
@@ -367,18 +440,4 @@ def _index(pending: list[_Converted], store: FastDocumentStore, embedder: Embedd
             continue
         batch.extend(parts)
         ready.append((item, len(parts)))
-    if not batch:
-        return
-    names = sorted({item.report.file for item, _ in ready})
-    try:
-        embedded = _embedder(embedder).run(documents=batch)["documents"]
-        # Ids of the old versions are taken before the write, so the new chunks are never among them.
-        old = store.filter_documents({"field": "meta.file_path", "operator": "in", "value": names})
-        store.write_documents(embedded, policy=DuplicatePolicy.OVERWRITE)
-    except Exception as error:  # the store is unchanged: its write validates the whole batch first
-        for item, _ in ready:
-            item.report.error = f"{item.report.file} could not be indexed: {type(error).__name__}: {error}"
-        return
-    store.delete_documents([doc.id for doc in old])
-    for item, count in ready:
-        item.report.status, item.report.chunks = "indexed", count
+    return batch, ready

@@ -4,6 +4,7 @@ python -m playground                      # serve on 127.0.0.1:7860
 python -m playground compare "QUESTION" --json
 python -m playground eval --json
 python -m playground prepare              # build the demo model and index ahead of time
+python -m playground bench retrieval|ingest --json
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ def parser() -> argparse.ArgumentParser:
     index.add_argument("paths", nargs="+", type=Path)
     index.add_argument("--json", action="store_true", help="one {file, status, chunks, error} per file")
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
-    bench.add_argument("target", choices=["retrieval"])
-    bench.add_argument("--chunks", type=int, default=100_000)
-    bench.add_argument("--queries", type=int, default=50)
+    bench.add_argument("target", choices=["retrieval", "ingest"])
+    bench.add_argument("--chunks", type=int, help="retrieval: stored chunks (100000); ingest: chunks to index (600)")
+    bench.add_argument("--queries", type=int, default=50, help="retrieval only")
     bench.add_argument("--json", action="store_true")
     return top
 
@@ -111,9 +112,14 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from playground.bench.retrieval import run_retrieval_bench
+    if args.target == "ingest":
+        from playground.bench.ingest import DEFAULT_CHUNKS, run_ingest_bench
 
-    report = run_retrieval_bench(chunks=args.chunks, queries=args.queries)
+        report = run_ingest_bench(chunks=DEFAULT_CHUNKS if args.chunks is None else args.chunks)
+    else:
+        from playground.bench.retrieval import run_retrieval_bench
+
+        report = run_retrieval_bench(chunks=100_000 if args.chunks is None else args.chunks, queries=args.queries)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

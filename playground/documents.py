@@ -6,13 +6,13 @@ base; the page retrieves from both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines.embedder import EmbedderInfo, resolve_embedder
 from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings
-from pipelines.ingest import FileReport, ingest_files
+from pipelines.ingest import FileReport, Progress, ingest_files
 from pipelines.store import load_store, new_store, save_store
 from playground.config import Settings
 
@@ -38,9 +38,7 @@ def expand(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def index_files(
-    settings: Settings, paths: Sequence[Path], progress: Callable[[int, int], None] | None = None
-) -> list[FileReport]:
+def index_files(settings: Settings, paths: Sequence[Path], progress: Progress | None = None) -> list[FileReport]:
     """Add files to the persistent knowledge base; saved only when something new was indexed."""
     embedder = resolve_embedder(settings.embedder or None)
     target = knowledge_base_path(settings)

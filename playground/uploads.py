@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.indexing import ChunkSettings, sources_of
-from pipelines.ingest import FileReport
+from pipelines.ingest import FileReport, Progress
 from playground.runtime import Runtime
-from playground.workspaces import Progress, Workspace, chunks_of_file
+from playground.workspaces import Workspace, chunks_of_file
 
 TABLE_HEADERS = ["File", "Status", "Pages", "Characters", "Chunks", "Message"]
 MAX_CHUNK_TOKENS = 2048

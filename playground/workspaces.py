@@ -14,7 +14,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,11 +24,10 @@ from haystack.document_stores.types import DocumentStore
 from pipelines.embedder import EmbedderInfo
 from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings
-from pipelines.ingest import FileReport, IngestLimits, ingest_files
+from pipelines.ingest import FileReport, IngestLimits, Progress, ingest_files
 from pipelines.store import new_store
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
-Progress = Callable[[int, int], None]
 
 
 @dataclass

@@ -104,12 +104,15 @@ def test_mixed_formats_are_indexed_and_retrievable(tmp_path: Path, store: FastDo
         write(tmp_path, "prices.csv", "item,price\nwombatlamp,12.50\nkettle,30\n"),
         write(tmp_path, "specs.json", json.dumps({"product": {"name": "pelicanpack", "litres": 40}})),
     ]
-    calls: list[tuple[int, int]] = []
-    reports = ingest(files, store, embedder, progress=lambda done, total: calls.append((done, total)))
+    calls: list[tuple[int, int, str]] = []
+    reports = ingest(files, store, embedder, progress=lambda done, total, stage: calls.append((done, total, stage)))
     for report in reports.values():
         assert report.status == "indexed", report
         assert report.chunks > 0 and report.characters > 0 and not report.error
-    assert calls[-1] == (6, 6)
+    reading = [call for call in calls if call[2] == "reading"]
+    embedding = [call for call in calls if call[2] == "embedding"]
+    assert reading[-1] == (6, 6, "reading") and calls.index(reading[-1]) < calls.index(embedding[0])
+    assert embedding[-1][0] == embedding[-1][1] == store.count_documents()
     assert sources(store) == {path.name for path in files}
     assert all(doc.meta.get("content_hash") for doc in store.filter_documents())
     expected = {
@@ -328,11 +331,12 @@ def test_a_thousand_tiny_files(tmp_path: Path, store: FastDocumentStore, embedde
     ]
     calls: list[int] = []
     start = time.perf_counter()
-    reports = ingest_files(files, store, embedder, CHUNKS, progress=lambda done, total: calls.append(done))
+    reports = ingest_files(files, store, embedder, CHUNKS, progress=lambda done, total, stage: calls.append(done))
     elapsed = time.perf_counter() - start
     assert all(report.status == "indexed" for report in reports)
     assert store.count_documents() == 1000
-    assert calls == list(range(1, 1001))
+    assert calls[:1000] == list(range(1, 1001))  # reading, file by file
+    assert calls[1000:] == [256, 512, 768, 1000]  # embedding, slice by slice
     assert top_source(store, "item537") == "note-0537.txt"
     assert elapsed < 60, f"{elapsed:.1f} s"
 

@@ -14,10 +14,12 @@ from playground.uploads import TABLE_HEADERS, DocumentsService
 Refresh = Callable[[str | None], tuple[Any, ...]]
 
 
-def _progress(progress: gr.Progress) -> Callable[[int, int], None]:
-    def report(done: int, total: int) -> None:
-        desc = "Reading and converting files" if done < total else "Embedding and indexing the chunks"
-        progress((done, total), desc=desc, unit="files")
+def _progress(progress: gr.Progress) -> Callable[[int, int, str], None]:
+    def report(done: int, total: int, stage: str) -> None:
+        if stage == "reading":
+            progress((done, total), desc="Reading and converting files", unit="files")
+        else:
+            progress((done, total), desc="Embedding the chunks", unit="chunks")
 
     return report
 
