@@ -26,7 +26,7 @@ from haystack import Document, default_from_dict, default_to_dict
 from haystack.document_stores.errors import DocumentStoreError, DuplicateDocumentError
 from haystack.document_stores.in_memory.document_store import _DEFAULT_BM25_TOKENIZATION_REGEX
 from haystack.document_stores.types import DuplicatePolicy
-from haystack.utils.filters import document_matches_filter
+from haystack.utils.filters import _looks_like_iso_date, document_matches_filter
 
 BM25_SCALING_FACTOR = 8  # as InMemoryDocumentStore, so scaled scores mean the same in both stores
 BM25_METHODS = ("lucene", "robertson", "atire")  # bm25s variants whose score is 0 when no query term occurs
@@ -89,6 +89,7 @@ class FastDocumentStore:
         self._bm25_rows = np.zeros(0, dtype=np.int64)  # bm25 index position → store row
         self._bm25_vocab_size = 0
         self._bm25_stale = True
+        self._columns: dict[str, list[Any]] = {}  # meta field → value per row, for fast filters
 
     # ---- DocumentStore protocol -------------------------------------------------------------------------------
 
@@ -151,6 +152,7 @@ class FastDocumentStore:
                 self._tokens[row] = None
                 self._dead += 1
                 self._bm25_stale = True
+                self._columns = {}
             # Amortised: a compaction costs O(rows) and happens only after as many deletions as live rows.
             if self._dead and self._dead * 2 >= self._rows:
                 self._compact()
@@ -405,6 +407,7 @@ class FastDocumentStore:
             self._vectors[embedded_rows] = vectors
             self._inv_norms[embedded_rows] = _inverse_norms(vectors)
         self._bm25_stale = True
+        self._columns = {}
 
     def _reserve(self, rows: int) -> None:
         """Grows every per-row array to at least `rows`, doubling so appends cost amortised O(1)."""
@@ -435,6 +438,7 @@ class FastDocumentStore:
         self._rows = len(keep)
         self._dead = 0
         self._bm25_stale = True
+        self._columns = {}
 
     def _filter_mask(self, filters: dict[str, Any] | None) -> np.ndarray | None:
         """A boolean mask over rows (live documents matching `filters`), or None when nothing is filtered."""
@@ -444,11 +448,36 @@ class FastDocumentStore:
             raise ValueError(
                 "Invalid filter syntax. See https://docs.haystack.deepset.ai/docs/metadata-filtering for details."
             )
+        fast = self._fast_mask(filters)
+        if fast is not None:
+            return fast
         mask = np.zeros(self._rows, dtype=bool)
         strict = self.strict_datetime_comparison
         for row in np.flatnonzero(self._alive[: self._rows]).tolist():
             mask[row] = document_matches_filter(filters, self._doc(row), strict_datetime_comparison=strict)
         return mask
+
+    def _fast_mask(self, filters: dict[str, Any]) -> np.ndarray | None:
+        """`==` / `in` on top-level meta fields (alone or ANDed) as set lookups over a cached column: the same
+        answer as Haystack's matcher for plain values, without building a Document per row. None: not such a
+        filter (dates, nesting, other operators), so the general matcher decides."""
+        simple = filters.get("operator") == "AND" and isinstance(filters.get("conditions"), list)
+        conditions = filters["conditions"] if simple else [filters]
+        mask = self._alive[: self._rows].copy()
+        for condition in conditions:
+            wanted = _plain_values(condition)
+            if wanted is None:
+                return None
+            column = self._column(condition["field"][len("meta.") :])
+            mask &= np.fromiter((value in wanted for value in column), dtype=bool, count=self._rows)
+        return mask
+
+    def _column(self, key: str) -> list[Any]:
+        if key not in self._columns:
+            values = [None if doc is None else doc.meta.get(key) for doc in self._docs[: self._rows]]
+            # A list or dict never equals a plain filter value; a fresh object stands in, as it is unhashable.
+            self._columns[key] = [v if v is None or isinstance(v, (str, int, float)) else object() for v in values]
+        return self._columns[key]
 
     def _output(self, row: int, score: float | None = None, embedding: bool = True) -> Document:
         """A copy of the stored document (meta included), with its embedding and `score`."""
@@ -508,6 +537,26 @@ class CorpusStats:
         words = self.counts.keys() | other.counts.keys()
         counts = {w: self.counts.get(w, 0) + other.counts.get(w, 0) for w in words}
         return CorpusStats(self.documents + other.documents, counts)
+
+
+def _plain_values(condition: dict[str, Any]) -> set[Any] | None:
+    """The values a simple `meta.<key>` `==` / `in` condition accepts, or None when it is not that simple."""
+    if not isinstance(condition, dict) or set(condition) != {"field", "operator", "value"}:
+        return None
+    field, operator, value = condition["field"], condition["operator"], condition["value"]
+    if not isinstance(field, str) or not field.startswith("meta.") or "." in field[len("meta.") :]:
+        return None
+    if operator == "in" and isinstance(value, list):
+        values = value
+    elif operator == "==":
+        values = [value]
+    else:  # other operators, or an `in` without a list (the general matcher raises its FilterError)
+        return None
+    for item in values:
+        plain = item is None or isinstance(item, (bool, int)) or (isinstance(item, float) and item == item)
+        if not (plain or (isinstance(item, str) and not _looks_like_iso_date(item))):
+            return None  # dates compare as points in time there, NaN never equals itself
+    return set(values)
 
 
 def _lucene_idf(df: int, documents: int) -> float:
