@@ -136,6 +136,13 @@ class Engine:
             self.model.eval()
             self._adapters[name] = Path(path)
 
+    def unload_adapter(self, name: str) -> None:
+        """Detach an adapter (before its folder is deleted); unknown names are ignored."""
+        with self._lock:
+            if name in self._adapters:
+                self.model.delete_adapter(name)
+                del self._adapters[name]
+
     # -- prompts ------------------------------------------------------------------------------
 
     def render_prompt(self, messages: Sequence[dict[str, str]]) -> str:

@@ -14,11 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from adapters.datasets import IGNORE_INDEX, ChatExample, tokenize_for_training
+
+if TYPE_CHECKING:  # transformers stays unimported here: Unsloth patches it and must be imported first
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 TokenizedExample = tuple[list[int], list[int]]
 
@@ -43,6 +46,7 @@ class FitSettings:
     seed: int = 0
     max_seconds: float | None = None  # a safety cap; training stops after the step that crosses it
     context_loss_weight: float = 0.0  # >0 also trains on prompt tokens (pretraining, not fine-tuning)
+    eval_every: int = 20  # steps between evaluations on the held-out examples (0: only at the end); backends only
 
 
 @dataclass
@@ -88,12 +92,16 @@ def _collate(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, tor
     return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
 
 
-def _autocast(device: torch.device) -> torch.autocast:
+def use_bf16(device: torch.device) -> bool:
+    """Whether training on `device` runs under bf16 autocast."""
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.cuda.is_bf16_supported()
     # CPUs without bf16 instructions gain nothing from autocast; it stays off there.
-    enabled = device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has_bf16()
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has_bf16()
+
+
+def _autocast(device: torch.device) -> torch.autocast:
+    return torch.autocast("cuda" if device.type == "cuda" else "cpu", dtype=torch.bfloat16, enabled=use_bf16(device))
 
 
 @cache

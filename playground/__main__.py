@@ -3,8 +3,9 @@
 python -m playground                      # serve on 127.0.0.1:7860
 python -m playground compare "QUESTION" --json
 python -m playground eval --json
+python -m playground finetune --data FILE --json   # train a LoRA adapter on the loaded base model
 python -m playground prepare              # build the demo model and index ahead of time
-python -m playground bench retrieval|ingest --json
+python -m playground bench retrieval|ingest|finetune --json
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from playground.config import Settings
 
-SUBCOMMANDS = ("serve", "compare", "eval", "prepare", "bench", "index")
+SUBCOMMANDS = ("serve", "compare", "eval", "prepare", "bench", "index", "finetune")
 
 
 def _log(message: str) -> None:
@@ -52,10 +53,23 @@ def parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", parents=[common], help="add files or folders to the knowledge base")
     index.add_argument("paths", nargs="+", type=Path)
     index.add_argument("--json", action="store_true", help="one {file, status, chunks, error} per file")
+    finetune = commands.add_parser("finetune", parents=[common], help="train a LoRA adapter (the page's job code)")
+    finetune.add_argument("--data", required=True, type=Path, help="chat JSONL, Alpaca, ShareGPT or CSV")
+    finetune.add_argument("--base", dest="base_model", help="base model (default: the one the page loads)")
+    finetune.add_argument("--max-steps", type=int)
+    finetune.add_argument("--name", help="adapter name (made unique; default: the data file's name)")
+    finetune.add_argument("--preset", default="quick demo")
+    finetune.add_argument("--holdout", type=float, default=0.1, help="share of examples held out for eval loss")
+    finetune.add_argument("--backend", default="auto", choices=["auto", "transformers", "unsloth"])
+    finetune.add_argument("--json", action="store_true", help="print {name, path, backend, steps, ...}")
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
-    bench.add_argument("target", choices=["retrieval", "ingest"])
+    bench.add_argument("target", choices=["retrieval", "ingest", "finetune"])
     bench.add_argument("--chunks", type=int, help="retrieval: stored chunks (100000); ingest: chunks to index (600)")
     bench.add_argument("--queries", type=int, default=50, help="retrieval only")
+    bench.add_argument("--steps", type=int, help="finetune: training steps per side and round (CPU 40, GPU 60)")
+    bench.add_argument("--rounds", type=int, default=5, help="finetune: rounds, the sides taking turns")
+    bench.add_argument("--gpu", action="store_true", help="finetune: Unsloth against transformers + peft on CUDA")
+    bench.add_argument("--base", help="finetune: base model folder or hub id (CPU: the demo model)")
     bench.add_argument("--json", action="store_true")
     return top
 
@@ -111,8 +125,69 @@ def _index(args: argparse.Namespace) -> int:
     return 1 if any(r.status == "error" for r in reports) else 0
 
 
+def _finetune(args: argparse.Namespace) -> int:
+    from adapters.backends import PRESETS
+    from adapters.datasets import load_dataset
+    from playground.jobs import run_here
+    from playground.runtime import resolve_base
+
+    if args.preset not in PRESETS:
+        _log(f"error: unknown preset {args.preset!r}; expected one of {', '.join(PRESETS)}")
+        return 2
+    if args.max_steps is not None and args.max_steps < 1:
+        _log("error: --max-steps must be at least 1")
+        return 2
+    if not args.data.is_file():
+        _log(f"error: {args.data} is not a file")
+        return 2
+    loaded = load_dataset(args.data)  # before anything loads: bad data ends here, naming the lines
+    if not loaded.ok:
+        for issue in loaded.issues:
+            _log(f"error: {issue}")
+        return 2
+    settings = _settings(args)
+    try:
+        base = resolve_base(settings, log=_log)
+    except (ValueError, FileNotFoundError) as error:
+        _log(f"error: {error}")
+        return 2
+    fit = {"max_steps": args.max_steps} if args.max_steps else {}
+    done = run_here(settings.home, base, args.data, args.name, args.preset, fit, args.holdout, args.backend, _log)
+    result = {
+        "name": done.get("adapter"),
+        "path": done.get("path"),
+        "backend": done.get("backend"),
+        "steps": done.get("steps"),
+        "train_loss": done.get("train_loss"),
+        "eval_loss": done.get("eval_loss"),
+        "tokens_per_s": done.get("tokens_per_s"),
+        "status": done["state"],
+    }
+    if done["state"] == "failed":
+        _log(f"error: {done.get('error')}")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+    return 1 if done["state"] == "failed" else 0
+
+
 def _bench(args: argparse.Namespace) -> int:
-    if args.target == "ingest":
+    if args.target == "finetune":
+        from playground.bench import finetune
+
+        try:
+            if args.gpu:
+                steps = finetune.GPU_DEFAULT_STEPS if args.steps is None else args.steps
+                report = finetune.run_gpu_finetune_bench(steps, args.rounds, args.base)
+            else:
+                steps = finetune.DEFAULT_STEPS if args.steps is None else args.steps
+                report = finetune.run_finetune_bench(steps, args.rounds, args.base)
+        except (ValueError, finetune.BenchUnavailable) as error:
+            _log(f"error: {error}")
+            return 2
+    elif args.target == "ingest":
         from playground.bench.ingest import DEFAULT_CHUNKS, run_ingest_bench
 
         report = run_ingest_bench(chunks=DEFAULT_CHUNKS if args.chunks is None else args.chunks)
@@ -137,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(args)
     if args.command == "index":
         return _index(args)
+    if args.command == "finetune":
+        return _finetune(args)
 
     from playground.runtime import start
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from haystack.dataclasses import StreamingChunk
@@ -33,6 +33,7 @@ class CompareOptions:
     files: tuple[str, ...] = ()  # retrieve only from these source files; empty: all
     workspace: str | None = None  # the asking session's private workspace, retrieved from as well
     rerank: bool = False  # a cross-encoder reorders the fused candidates (when one is loaded)
+    adapter: str | None = None  # which LoRA adapter answers in the fine-tuned and hybrid panes; None: the default
 
 
 @dataclass
@@ -96,8 +97,10 @@ def _mark_used(state: Comparison) -> None:
 
 
 class CompareService:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, attach: Callable[[str], None] | None = None) -> None:
+        """`attach(name)` loads a registered adapter into the engine when a question asks for it."""
         self.runtime = runtime
+        self.attach = attach
 
     def sources(self, workspace: str | None = None) -> list[str]:
         """The files retrieval can draw from, for the file filter: shared ones and the session's own."""
@@ -105,7 +108,11 @@ class CompareService:
         return sorted(set(sources_of(self.runtime.store)) | set(sources_of(private) if private else ()))
 
     def rows(self, options: CompareOptions) -> list[Row]:
-        adapter = self.runtime.model.adapter
+        adapter = options.adapter or self.runtime.model.adapter
+        if adapter and adapter not in self.runtime.engine.adapters:
+            if self.attach is None:
+                raise ValueError(f"The adapter {adapter!r} is not loaded.")
+            self.attach(adapter)
         rows = [Row("rag", None, True)]
         if adapter:
             rows.append(Row("finetuned", adapter, False))
@@ -145,7 +152,8 @@ class CompareService:
             decoding=decoding,
             streaming_callback=events.put,
         )
-        state = Comparison(question, self.runtime.model, [r.name for r in rows], vars(decoding).copy(), retrieval)
+        model = replace(self.runtime.model, adapter=next((r.adapter for r in rows if r.adapter), None))
+        state = Comparison(question, model, [r.name for r in rows], vars(decoding).copy(), retrieval)
         state.texts = {r.name: "" for r in rows}
         done = object()
         started = time.perf_counter()

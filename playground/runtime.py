@@ -15,6 +15,7 @@ from adapters.datasets import load_chat_jsonl
 from adapters.engine import DecodingSettings, Engine
 from adapters.resolver import ResolvedModel, adapter_base, resolve_model
 from pipelines.embedder import EmbedderInfo, resolve_embedder
+from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings, chunks_of, load_or_index
 from pipelines.prompts import rag_messages
 from pipelines.rag import query_pipeline
@@ -31,6 +32,7 @@ class ModelInfo:
     source: str  # hub, local or demo
     adapter: str | None
     note: str = ""
+    path: str = ""  # the base model's folder (or hub id), what a fine-tune of this base loads
 
     @property
     def is_demo(self) -> bool:
@@ -64,12 +66,21 @@ def _timed(timings: dict[str, float], name: str, started: float) -> None:
     timings[name] = round(time.perf_counter() - started, 3)
 
 
-def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
+@dataclass
+class _Base:
+    """The resolved base model, the sample knowledge base it was settled against, and the demo model if built."""
+
+    model: ResolvedModel
+    store: FastDocumentStore
+    embedder: EmbedderInfo
+    chunking: ChunkSettings
+    demo: demo_model.DemoModel | None
+
+
+def _resolve_base(settings: Settings, log: Callable[[str], None], timings: dict[str, float]) -> _Base:
     if settings.demo_size not in demo_model.DEMO_SIZES:
         sizes = ", ".join(demo_model.DEMO_SIZES)
         raise ValueError(f"PLAYGROUND_DEMO_SIZE is {settings.demo_size!r}; expected one of {sizes}")
-    _check_store_settings(settings)
-    timings: dict[str, float] = {}
     embedder = resolve_embedder(settings.embedder or None)
     chunking = ChunkSettings(settings.chunk_size or embedder.max_chunk_tokens, settings.chunk_overlap)
     if chunking.size > embedder.max_chunk_tokens:
@@ -92,7 +103,20 @@ def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
         demo_built.append(demo)
         return demo.base_path, demo_model.DEMO_MODEL_NAME
 
-    base: ResolvedModel = resolve_model(settings.base_model, build_demo, log)
+    base = resolve_model(settings.base_model, build_demo, log)
+    return _Base(base, store, embedder, chunking, demo_built[0] if demo_built else None)
+
+
+def resolve_base(settings: Settings, log: Callable[[str], None] = print) -> ResolvedModel:
+    """The base model `start` would load (building the demo model when it is the one), without loading it."""
+    return _resolve_base(settings, log, {}).model
+
+
+def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
+    _check_store_settings(settings)
+    timings: dict[str, float] = {}
+    resolved = _resolve_base(settings, log, timings)
+    base, store, embedder, chunking = resolved.model, resolved.store, resolved.embedder, resolved.chunking
     # After the demo model is settled: it is built from the sample documents alone.
     added = add_knowledge_base(settings, store)
     if added:
@@ -101,7 +125,7 @@ def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
     engine = Engine.load(base.path, name=base.name, device=settings.device or None)
     _timed(timings, "model_load_s", started)
 
-    adapter_name = _attach_adapter(engine, settings, base, demo_built[0] if demo_built else None, log)
+    adapter_name = _attach_adapter(engine, settings, base, resolved.demo, log)
     shared: DocumentStore = store
     if settings.document_store == "qdrant":
         started = time.perf_counter()
@@ -124,7 +148,7 @@ def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
     started = time.perf_counter()
     pipeline.warm_up()
     _timed(timings, "pipeline_warm_up_s", started)
-    model = ModelInfo(base.name, base.source, adapter_name, base.note)
+    model = ModelInfo(base.name, base.source, adapter_name, base.note, str(base.path))
     return Runtime(settings, engine, embedder, shared, pipeline, model, workspaces, reranker, timings)
 
 

@@ -93,3 +93,25 @@ def test_index_adds_files_reports_each_and_compare_retrieves_them(runtime, home,
     assert compared.returncode == 0, compared.stderr[-2000:]
     sources = [c["source"] for c in json.loads(compared.stdout)["chunks"]]
     assert sources.count("zyx-lantern.md") == 1, sources
+
+
+def test_finetune_json(runtime, home):
+    """The same job code as the page: trains on the demo base, registers the adapter, prints the summary."""
+    data = PROJECT_ROOT / "sample_data" / "finetune" / "formats" / "qa.csv"
+    done = run_cli(home, "finetune", "--data", str(data), "--max-steps", "3", "--name", "cli voice", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert set(result) == {"name", "path", "backend", "steps", "train_loss", "eval_loss", "tokens_per_s", "status"}
+    assert result["status"] == "completed" and result["steps"] == 3 and result["backend"] == "transformers"
+    assert result["name"].startswith("cli-voice") and (PROJECT_ROOT / result["path"] / "adapter_config.json").exists()
+    assert "step 3/3" in done.stderr
+
+
+def test_finetune_rejects_malformed_data_before_training(home, tmp_path):
+    data = tmp_path / "broken.jsonl"
+    good = '{"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}'
+    data.write_text(good + "\n" + '{"messages": [{"role": "user", "content": "no answer"}]}\n{oops\n')
+    done = run_cli(home, "finetune", "--data", str(data), "--json")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "broken.jsonl, line 2" in done.stderr and "line 3" in done.stderr
+    assert "knowledge base" not in done.stderr  # it stopped before loading anything

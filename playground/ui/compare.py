@@ -26,8 +26,8 @@ def _view(state: Comparison) -> tuple[Any, ...]:
     return (*texts, chunks_html(state.chunks), table, state.summary)
 
 
-def build(service: CompareService, workspace: gr.BrowserState) -> gr.Dropdown:
-    """Lays out the tab; returns the file filter, whose choices the Documents tab updates."""
+def build(service: CompareService, workspace: gr.BrowserState, adapters: list[str]) -> tuple[gr.Dropdown, gr.Dropdown]:
+    """Lays out the tab; returns the file filter and the adapter choice, which the other tabs update."""
     settings = service.runtime.settings
     with gr.Row():
         prompt = gr.Textbox(
@@ -38,6 +38,12 @@ def build(service: CompareService, workspace: gr.BrowserState) -> gr.Dropdown:
             scale=5,
         )
         ask = gr.Button("Ask", variant="primary", elem_id="ask", scale=1)
+    adapter = gr.Dropdown(
+        adapters,
+        value=service.runtime.model.adapter,
+        label="LoRA adapter for the fine-tuned and hybrid panes (new fine-tunes appear here)",
+        elem_id="adapter",
+    )
     with gr.Accordion("Decoding (applies to every pane)", open=False), gr.Row():
         max_new_tokens = gr.Slider(8, 512, value=settings.max_new_tokens, step=8, label="Max new tokens")
         temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature (0 = greedy)")
@@ -84,6 +90,7 @@ def build(service: CompareService, workspace: gr.BrowserState) -> gr.Dropdown:
         retrieval: str,
         only: list[str] | None,
         use_reranker: bool,
+        adapter_name: str | None,
         workspace_id: str | None,
     ) -> Iterator[tuple]:
         options = CompareOptions(
@@ -96,6 +103,7 @@ def build(service: CompareService, workspace: gr.BrowserState) -> gr.Dropdown:
             files=tuple(only or ()),
             workspace=workspace_id,
             rerank=bool(use_reranker),
+            adapter=adapter_name or None,
         )
         try:
             for state in service.stream(question, options):
@@ -103,7 +111,7 @@ def build(service: CompareService, workspace: gr.BrowserState) -> gr.Dropdown:
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
-    inputs = [prompt, max_new_tokens, temperature, seed, hybrid, top_k, mode, files, rerank, workspace]
+    inputs = [prompt, max_new_tokens, temperature, seed, hybrid, top_k, mode, files, rerank, adapter, workspace]
     outputs = [*panes, chunks, metrics, summary]
     ask.click(run, inputs, outputs, api_visibility="private")
     prompt.submit(run, inputs, outputs, api_visibility="private")
@@ -114,4 +122,4 @@ def build(service: CompareService, workspace: gr.BrowserState) -> gr.Dropdown:
         return service.compare(question, CompareOptions()).to_json()
 
     gr.api(compare, api_name="compare")
-    return files
+    return files, adapter

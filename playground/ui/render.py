@@ -72,4 +72,7 @@ CSS = """
 .chunk-private { background: var(--color-accent-soft); border-radius: 4px; padding: 0 4px; font-size: 0.85em; }
 .chunk-text { white-space: pre-wrap; font-size: 0.85em; max-height: 12em; overflow-y: auto; }
 .chunk-text mark { background: #fde68a; color: inherit; }
+.job-bar { height: 10px; background: var(--border-color-primary); border-radius: 5px; overflow: hidden; }
+.job-bar > div { height: 100%; background: var(--color-accent); transition: width 0.5s; }
+.job-head { margin-bottom: 6px; }
 """

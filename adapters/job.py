@@ -1,0 +1,193 @@
+"""One fine-tuning job, as its own process: `python -m adapters.job JOB_DIR`.
+
+The job folder holds `spec.json` (what to train) and gets `events.jsonl`: one JSON object per line, flushed as it
+happens (state, dataset, backend, step, eval, saved, done), which the app tails to draw progress and losses.
+A file named `cancel` in the folder asks the job to stop after the current step; it then saves the adapter,
+registered as incomplete. The CLI runs the same `run_job` in its own process.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SPEC, EVENTS, CANCEL = "spec.json", "events.jsonl", "cancel"
+FINAL_STATES = ("completed", "cancelled", "failed")
+
+
+@dataclass
+class JobSpec:
+    id: str
+    name: str  # the adapter's wished-for name (made unique when saved)
+    base_model: str  # folder or hub id the job loads
+    base_name: str  # the base model as the app names it; adapters are offered for this base
+    dataset: str  # path of the training data
+    adapters_dir: str  # the registry's folder
+    dataset_format: str | None = None
+    holdout: float = 0.1
+    preset: str = "quick demo"
+    lora: dict[str, Any] = field(default_factory=dict)  # overrides of the preset's LoraSettings
+    fit: dict[str, Any] = field(default_factory=dict)  # overrides of the preset's FitSettings
+    backend: str = "auto"
+    device: str | None = None
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @classmethod
+    def read(cls, job_dir: Path) -> JobSpec:
+        data = json.loads((job_dir / SPEC).read_text())
+        return cls(**{k: v for k, v in data.items() if k in {f.name for f in fields(cls)}})
+
+    def write(self, job_dir: Path) -> None:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        temporary = job_dir / f".{SPEC}.tmp"
+        temporary.write_text(json.dumps(asdict(self), indent=2))
+        temporary.replace(job_dir / SPEC)
+
+
+class EventLog:
+    """Appends one JSON object per line and flushes it, so a reader sees each event as soon as it happens."""
+
+    def __init__(self, path: Path, echo: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.path = path
+        self.echo = echo
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        event = {"time": round(time.time(), 3), **event}
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(event) + "\n")
+            handle.flush()
+        if self.echo is not None:
+            self.echo(event)
+
+
+def read_events(job_dir: Path) -> list[dict[str, Any]]:
+    """Every complete event line; a line cut short by a killed process is skipped."""
+    path = job_dir / EVENTS
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_job(job_dir: Path, echo: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Runs the job in this process; returns the final `done` event (also written to the log)."""
+    log = EventLog(job_dir / EVENTS, echo)
+    log({"type": "state", "state": "running", "pid": os.getpid()})
+    try:
+        done = _train(JobSpec.read(job_dir), job_dir, log)
+    except MemoryError:
+        done = _failed("the base model and its training do not fit in this machine's memory")
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            done = _failed("the disk is full: the adapter could not be saved (nothing else was changed)")
+        else:
+            done = _failed(f"{type(error).__name__}: {error}")
+    except Exception as error:  # reported on the page; the app keeps serving
+        if "OutOfMemory" in type(error).__name__:  # torch's CUDA out-of-memory error
+            done = _failed(f"the base model and its training do not fit in the GPU's memory ({error})")
+        else:
+            done = _failed(f"{type(error).__name__}: {error}")
+    log(done)
+    return done
+
+
+def _failed(reason: str) -> dict[str, Any]:
+    return {"type": "done", "state": "failed", "error": reason}
+
+
+def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> dict[str, Any]:
+    from adapters.backends import PRESETS, TrainSpec, choose_backend, train
+    from adapters.datasets import load_dataset, split_holdout
+    from adapters.registry import AdapterInfo, AdapterRegistry
+
+    data_path = Path(spec.dataset)
+    loaded = load_dataset(data_path, spec.dataset_format)
+    if not loaded.ok:
+        problems = [str(issue) for issue in loaded.issues[:20]]
+        return {**_failed("the dataset has problems: " + "; ".join(problems)), "issues": problems}
+    train_set, eval_set = split_holdout(loaded.examples, spec.holdout)
+    dataset = {
+        "file": data_path.name,
+        "sha256": file_sha256(data_path),
+        "format": loaded.format,
+        "examples": len(loaded.examples),
+        "train": len(train_set),
+        "holdout": len(eval_set),
+    }
+    log({"type": "dataset", **dataset})
+    backend = choose_backend(spec.backend)
+    log({"type": "backend", "name": backend.name, "reason": backend.reason})
+    lora_defaults, fit_defaults = PRESETS[spec.preset]
+    lora = replace(lora_defaults, **_as_tuple_fields(spec.lora))
+    fit = replace(fit_defaults, **spec.fit)
+    registry = AdapterRegistry(Path(spec.adapters_dir))
+    cancel = job_dir / CANCEL
+    with registry.staging(spec.name) as staged:
+        result = train(
+            TrainSpec(spec.base_model, train_set, eval_set, lora, fit, staged, spec.device),
+            backend,
+            on_event=log,
+            should_stop=cancel.exists,
+        )
+        cancelled = result.status == "cancelled"
+        info = AdapterInfo(
+            name=spec.name,
+            base_model=spec.base_name,
+            status="incomplete" if cancelled else "complete",
+            dataset=dataset,
+            settings={"preset": spec.preset, "lora": asdict(lora), "fit": asdict(fit)},
+            backend=backend.name,
+            duration_s=round(result.seconds, 2),
+            steps=result.steps,
+            train_loss=result.train_loss,
+            eval_loss=result.eval_loss,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            job=spec.id,
+        )
+        info = registry.commit(staged, info)
+    return {
+        "type": "done",
+        "state": "cancelled" if cancelled else "completed",
+        "adapter": info.name,
+        "path": info.path,
+        "backend": backend.name,
+        "steps": result.steps,
+        "total_steps": result.total_steps,
+        "train_loss": result.train_loss,
+        "eval_loss": result.eval_loss,
+        "tokens_per_s": result.tokens_per_s,
+    }
+
+
+def _as_tuple_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON gives lists where the settings hold tuples (target modules)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m adapters.job JOB_DIR")
+    final = run_job(Path(sys.argv[1]))
+    raise SystemExit(0 if final["state"] != "failed" else 1)

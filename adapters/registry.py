@@ -1,0 +1,122 @@
+"""The adapter registry: one folder per trained LoRA adapter under PLAYGROUND_HOME/adapters, with its metadata.
+
+Each folder is a standard PEFT adapter directory (what `PeftModel.from_pretrained` loads) plus `playground.json`:
+base model, dataset and its hash, settings, backend, duration, final losses, date, and whether training finished.
+A new adapter is trained into a staging folder and renamed into place, so a finished adapter is never overwritten
+and a failed save leaves no half-written entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+METADATA = "playground.json"
+_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class AdapterInfo:
+    name: str
+    base_model: str  # the base model's name as the page shows it (hub id, folder, or the demo model's name)
+    status: str = "complete"  # "complete" or "incomplete" (cancelled: usable, but stopped early)
+    dataset: dict[str, Any] = field(default_factory=dict)  # file, sha256, examples, holdout
+    settings: dict[str, Any] = field(default_factory=dict)  # lora and fit settings
+    backend: str = ""
+    duration_s: float = 0.0
+    steps: int = 0
+    train_loss: float | None = None
+    eval_loss: float | None = None
+    created: str = ""  # ISO date and time, UTC
+    job: str = ""  # the job that trained it
+    path: str = ""  # filled in when read
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def safe_adapter_name(name: str) -> str:
+    """Letters, digits, dot, dash and underscore only; never empty, never a path."""
+    cleaned = _NAME.sub("-", name.strip()).strip(".-")[:64]
+    return cleaned or "adapter"
+
+
+class AdapterRegistry:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def list(self, base_model: str | None = None) -> list[AdapterInfo]:
+        """Every registered adapter, newest first; only those trained on `base_model` when given."""
+        found = [info for info in map(self._read, self._folders()) if info is not None]
+        if base_model is not None:
+            found = [info for info in found if info.base_model == base_model]
+        return sorted(found, key=lambda info: info.created, reverse=True)
+
+    def get(self, name: str) -> AdapterInfo | None:
+        folder = self.root / safe_adapter_name(name)
+        return self._read(folder) if folder.name == name else None
+
+    def unique_name(self, wanted: str) -> str:
+        """`wanted` made safe, with -2, -3, … appended while that name is taken."""
+        base = safe_adapter_name(wanted)
+        name, n = base, 1
+        while (self.root / name).exists():
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    @contextmanager
+    def staging(self, name: str) -> Iterator[Path]:
+        """A fresh folder to save an adapter into; removed if the block fails. `commit` moves it into place."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder = self.root / f".staging-{safe_adapter_name(name)}-{os.getpid()}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        try:
+            yield folder
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def commit(self, staged: Path, info: AdapterInfo) -> AdapterInfo:
+        """Write the metadata into the staged folder and rename it to a free name (the wanted one if free)."""
+        info.name = self.unique_name(info.name)
+        (staged / METADATA).write_text(json.dumps({**info.to_json(), "path": ""}, indent=2))
+        target = self.root / info.name
+        staged.rename(target)  # atomic on one file system; the name was free a moment ago
+        info.path = str(target)
+        return info
+
+    def delete(self, name: str) -> None:
+        info = self.get(name)
+        if info is None:
+            raise KeyError(f"no adapter named {name!r}")
+        shutil.rmtree(info.path)
+
+    def _folders(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+    @staticmethod
+    def _read(folder: Path) -> AdapterInfo | None:
+        """The folder's metadata; a bare PEFT folder (copied in by hand) gets what its config says."""
+        if not (folder / "adapter_config.json").is_file():
+            return None
+        try:
+            data = json.loads((folder / METADATA).read_text())
+            known = {k: v for k, v in data.items() if k in AdapterInfo.__dataclass_fields__}
+            info = AdapterInfo(**known)
+        except (OSError, ValueError, TypeError):
+            config = json.loads((folder / "adapter_config.json").read_text())
+            base = str(config.get("base_model_name_or_path") or "")
+            info = AdapterInfo(name=folder.name, base_model=base, status="complete")
+        info.name, info.path = folder.name, str(folder)
+        return info

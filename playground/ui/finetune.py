@@ -1,0 +1,247 @@
+"""The Fine-tune tab: check a dataset, launch a LoRA fine-tune, watch it live, manage the adapters it makes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from adapters.train import LoraSettings
+from playground.config import SAMPLE_DATA
+from playground.finetune import ISSUE_HEADERS, FinetuneService
+from playground.jobs import JobView
+
+JOB_HEADERS = ["Job", "Adapter name", "State", "Step", "Loss", "Eval loss", "Message"]
+ADAPTER_HEADERS = ["Adapter", "Status", "Dataset", "Steps", "Train loss", "Eval loss", "Backend", "Minutes", "Date"]
+TARGET_MODULES = list(LoraSettings().target_modules)
+
+
+def _examples() -> list[tuple[str, str]]:
+    folder = SAMPLE_DATA / "finetune"
+    files = sorted(p for p in folder.rglob("*") if p.suffix in {".jsonl", ".json", ".csv"})
+    return [(str(p.relative_to(folder)), str(p)) for p in files]
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _progress_html(view: JobView | None) -> str:
+    if view is None:
+        return "<p>No fine-tune has run yet.</p>"
+    percent = round(view.fraction * 100)
+    eta = "" if view.eta_s is None or view.final else f" · about {view.eta_s:.0f} s left"
+    speed = "" if view.tokens_per_s is None else f" · {view.tokens_per_s:.0f} tokens/s"
+    where = f"step {view.step} of {view.total_steps}" if view.total_steps else "starting"
+    if view.state == "queued":
+        where = f"waiting in the queue (position {view.queue_position})"
+    return (
+        f"<div class='job-head'><b>{view.name}</b> · {view.state} · {where}{speed}{eta}</div>"
+        f"<div class='job-bar'><div style='width:{percent}%'></div></div>"
+    )
+
+
+def _status(view: JobView | None) -> str:
+    if view is None:
+        return ""
+    lines = []
+    if view.backend:
+        lines.append(f"Backend: **{view.backend}** — {view.backend_reason}")
+    if view.dataset:
+        d = view.dataset
+        lines.append(f"Data: {d.get('train')} training and {d.get('holdout')} held-out examples from {d.get('file')}")
+    if view.state == "completed":
+        lines.append(f"Saved adapter **{view.adapter}**: choose it in the Compare tab.")
+    elif view.state == "cancelled" and view.adapter:
+        lines.append(f"Cancelled: the adapter **{view.adapter}** was saved as incomplete (usable in Compare).")
+    elif view.state in {"cancelled", "failed"} and view.error:
+        lines.append(f"**{view.state.capitalize()}**: {view.error}")
+    return "\n\n".join(lines)
+
+
+def _losses(view: JobView | None) -> pd.DataFrame:
+    rows = []
+    if view is not None:
+        rows += [{"step": s, "loss": v, "series": "training"} for s, v in view.losses]
+        rows += [{"step": s, "loss": v, "series": "evaluation"} for s, v in view.eval_losses]
+    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+
+
+def _job_rows(views: list[JobView]) -> list[list[Any]]:
+    return [
+        [v.id, v.adapter or v.name, v.state, f"{v.step}/{v.total_steps}" if v.total_steps else "", _number(v.loss),
+         _number(v.eval_loss), v.error]
+        for v in views
+    ]  # fmt: skip
+
+
+def _adapter_rows(service: FinetuneService) -> list[list[Any]]:
+    return [
+        [a.name, a.status, a.dataset.get("file", ""), a.steps, _number(a.train_loss), _number(a.eval_loss),
+         a.backend, round(a.duration_s / 60, 1), a.created.replace("T", " ")]
+        for a in service.adapters()
+    ]  # fmt: skip
+
+
+def build(service: FinetuneService, compare_adapter: gr.Dropdown) -> None:
+    """Lays out the tab; a finished fine-tune updates the Compare tab's adapter choice (`compare_adapter`)."""
+    backend = service.backend()
+    gr.Markdown(
+        f"Fine-tunes train a LoRA adapter on the loaded base model **{service.runtime.model.base}**. "
+        f"Backend: **{backend.name}** — {backend.reason}. One job trains at a time; later ones wait in the queue.",
+        elem_id="ft-backend",
+    )
+    gr.Markdown("### 1. Dataset")
+    with gr.Row():
+        upload = gr.File(
+            label="Chat JSONL, Alpaca (JSON/JSONL), ShareGPT or CSV (question, answer)",
+            file_types=[".jsonl", ".json", ".csv"],
+            elem_id="ft-data",
+            scale=3,
+        )
+        example = gr.Dropdown(_examples(), value=None, label="…or a sample dataset", elem_id="ft-example", scale=2)
+    data_path = gr.State(None)
+    verdict = gr.Markdown(elem_id="ft-verdict")
+    issues = gr.Dataframe(headers=ISSUE_HEADERS, value=[], interactive=False, label="Problems", elem_id="ft-issues")
+    stats = gr.JSON(label="Counts, tokens, duplicates and a few examples", elem_id="ft-stats")
+
+    gr.Markdown("### 2. Settings")
+    lora, fit = service.preset("quick demo")
+    with gr.Row():
+        preset = gr.Dropdown(list(service.presets()), value="quick demo", label="Preset", elem_id="ft-preset")
+        name = gr.Textbox(label="Adapter name", placeholder="from the file name", elem_id="ft-name")
+        holdout = gr.Slider(0, 50, value=10, step=1, label="Held out for evaluation (%)", elem_id="ft-holdout")
+    with gr.Accordion("LoRA and training settings (the preset's values)", open=False), gr.Row():
+        rank = gr.Number(value=lora.rank, precision=0, label="LoRA rank", elem_id="ft-rank")
+        alpha = gr.Number(value=lora.alpha, precision=0, label="LoRA alpha")
+        dropout = gr.Number(value=lora.dropout, label="LoRA dropout")
+        modules = gr.CheckboxGroup(TARGET_MODULES, value=list(lora.target_modules), label="Target modules")
+        rate = gr.Number(value=fit.learning_rate, label="Learning rate")
+        epochs = gr.Number(value=fit.epochs, label="Epochs (when max steps is empty)")
+        steps = gr.Number(value=fit.max_steps, precision=0, label="Max steps", elem_id="ft-steps")
+        batch = gr.Number(value=fit.batch_size, precision=0, label="Batch size")
+        length = gr.Number(value=fit.max_seq_length, precision=0, label="Max sequence length")
+    settings = [rank, alpha, dropout, modules, rate, epochs, steps, batch, length]
+    launch = gr.Button("Launch fine-tune", variant="primary", elem_id="ft-launch")
+
+    gr.Markdown("### 3. Progress")
+    progress = gr.HTML(_progress_html(None), elem_id="ft-progress")
+    status = gr.Markdown(elem_id="ft-status")
+    plot = gr.LinePlot(_losses(None), x="step", y="loss", color="series", label="Loss", elem_id="ft-plot")
+    cancel = gr.Button("Cancel (stops after the current step, keeps the adapter)", elem_id="ft-cancel")
+    jobs = gr.Dataframe(headers=JOB_HEADERS, value=[], interactive=False, label="Jobs", elem_id="ft-jobs")
+
+    gr.Markdown("### 4. Adapters")
+    adapters = gr.Dataframe(
+        headers=ADAPTER_HEADERS, value=_adapter_rows(service), interactive=False, elem_id="ft-adapters"
+    )
+    with gr.Row():
+        chosen = gr.Dropdown([a.name for a in service.adapters()], label="Adapter", elem_id="ft-chosen", scale=2)
+        delete = gr.Button("Delete", variant="stop", elem_id="ft-delete")
+        export = gr.Button("Export merged model", elem_id="ft-export")
+    with gr.Row():
+        repo = gr.Textbox(label="Hub repository (owner/name)", elem_id="ft-repo", scale=2)
+        token = gr.Textbox(
+            label="Hugging Face token (not stored; empty: HF_TOKEN from the server's environment)",
+            type="password",
+            elem_id="ft-token",
+            scale=2,
+        )
+        push = gr.Button("Push adapter to the Hub", elem_id="ft-push")
+    adapter_message = gr.Markdown(elem_id="ft-adapter-message")
+    seen = gr.State(None)  # the adapter list last sent to the page, to update dropdowns only on change
+
+    def check(path: str | None) -> tuple[Any, ...]:
+        if not path:
+            return None, "", [], None
+        validation = service.validate(Path(path))
+        count = validation.stats.get("count", 0)
+        if validation.ok:
+            message = f"**{Path(path).name}** is ready: {count} examples ({validation.dataset.format})."
+        else:
+            message = f"**{Path(path).name}** has {len(validation.dataset.issues)} problem(s): fix them to launch."
+        return path, message, validation.issue_rows(), validation.stats
+
+    def apply_preset(choice: str) -> list[Any]:
+        lora, fit = service.preset(choice)
+        return [lora.rank, lora.alpha, lora.dropout, list(lora.target_modules), fit.learning_rate, fit.epochs,
+                fit.max_steps, fit.batch_size, fit.max_seq_length]  # fmt: skip
+
+    def start(path: str | None, choice: str, wanted: str, share: float, *values: Any) -> tuple[Any, ...]:
+        if not path:
+            raise gr.Error("Upload a dataset or choose a sample one first.")
+        r, a, d, mods, lr, ep, ms, bs, ml = values
+        lora = {"rank": _int(r), "alpha": _int(a), "dropout": d, "target_modules": tuple(mods or ())}
+        fit = {"learning_rate": lr, "epochs": ep, "max_steps": _int(ms), "batch_size": _int(bs),
+               "max_seq_length": _int(ml)}  # fmt: skip
+        try:
+            view = service.launch(Path(path), wanted, choice, lora, fit, holdout=float(share) / 100)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        return _progress_html(view), _status(view), _losses(view), _job_rows(service.jobs.jobs())
+
+    def stop() -> str:
+        view = service.jobs.current()
+        if view is None or view.final:
+            raise gr.Error("No fine-tune is running or waiting.")
+        return service.jobs.cancel(view.id)
+
+    def tick(last: Any) -> tuple[Any, ...]:
+        view = service.jobs.current()
+        names = service.adapter_choices()
+        changed = names != last
+        updates = (
+            gr.update(value=_adapter_rows(service)) if changed else gr.skip(),
+            gr.update(choices=[a.name for a in service.adapters()]) if changed else gr.skip(),
+            gr.update(choices=names) if changed else gr.skip(),
+        )
+        return (_progress_html(view), _status(view), _losses(view), _job_rows(service.jobs.jobs()), *updates, names)
+
+    def remove(name: str | None) -> str:
+        if not name:
+            raise gr.Error("Choose an adapter first.")
+        try:
+            service.delete(name)
+        except (ValueError, KeyError) as error:
+            raise gr.Error(str(error)) from None
+        return f"Deleted {name}."
+
+    def merged(name: str | None) -> str:
+        if not name:
+            raise gr.Error("Choose an adapter first.")
+        try:
+            return f"Merged model written to `{service.export_merged(name)}`."
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+
+    def upload_to_hub(name: str | None, repo_id: str, typed: str) -> tuple[str, str]:
+        if not name:
+            raise gr.Error("Choose an adapter first.")
+        secret = typed.strip() or os.environ.get("HF_TOKEN") or None
+        try:
+            url = service.push_to_hub(name, repo_id, secret)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        return f"Pushed {name} to {url}.", ""  # the token box is emptied, never echoed
+
+    private = {"api_visibility": "private"}
+    upload.change(check, upload, [data_path, verdict, issues, stats], **private)
+    example.change(check, example, [data_path, verdict, issues, stats], **private)
+    preset.change(apply_preset, preset, settings, **private)
+    launch.click(start, [data_path, preset, name, holdout, *settings], [progress, status, plot, jobs], **private)
+    cancel.click(stop, None, status, **private)
+    timer = gr.Timer(1.0)
+    timer.tick(
+        tick, seen, [progress, status, plot, jobs, adapters, chosen, compare_adapter, seen], **private,
+        show_progress="hidden",
+    )  # fmt: skip
+    delete.click(remove, chosen, adapter_message, **private)
+    export.click(merged, chosen, adapter_message, **private)
+    push.click(upload_to_hub, [chosen, repo, token], [adapter_message, token], **private)
+
+
+def _int(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)

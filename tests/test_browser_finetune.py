@@ -1,0 +1,93 @@
+"""In a real browser: check a dataset, launch the quick preset, watch the loss, use the new adapter in Compare;
+a reload re-attaches to the running job, which Cancel stops with a usable adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def _open(browser, url: str):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#prompt textarea")
+    page.get_by_role("tab", name="Fine-tune").click()
+    return context, page
+
+
+def _text(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id}").inner_text()
+
+
+def _fill(page, elem_id: str, value: str) -> None:
+    page.locator(f"#{elem_id}").locator("textarea, input").first.fill(value)
+
+
+def _choose(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_launch_watch_and_compare(browser, url, tmp_path: Path):
+    context, page = _open(browser, url)
+    assert "transformers" in _text(page, "ft-backend")
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "Hi?"}]}\n')
+    page.locator("#ft-data input[type=file]").set_input_files(bad)
+    page.wait_for_function("() => document.querySelector('#ft-verdict').innerText.includes('problem')")
+    assert "must have role 'assistant'" in _text(page, "ft-issues") or "assistant" in _text(page, "ft-issues")
+    page.get_by_role("button", name="Launch fine-tune").click()  # refused: the data has problems
+    page.wait_for_function("() => document.body.innerText.includes('Fix the dataset first')", timeout=30_000)
+
+    _choose(page, "ft-example", "formats/qa.csv")
+    page.wait_for_function("() => document.querySelector('#ft-verdict').innerText.includes('is ready: 15 examples')")
+    assert "avg_tokens" in _text(page, "ft-stats")
+    _fill(page, "ft-name", "browser voice")
+    page.get_by_text("LoRA and training settings (the preset's values)").click()
+    _fill(page, "ft-steps", "8")
+    page.get_by_role("button", name="Launch fine-tune").click()
+    page.wait_for_function(
+        "() => document.querySelector('#ft-progress').innerText.includes('completed')", timeout=180_000
+    )
+    assert "Saved adapter" in _text(page, "ft-status")
+    assert "browser-voice" in _text(page, "ft-adapters")
+    assert page.locator("#ft-plot canvas, #ft-plot svg").count() > 0
+
+    page.get_by_role("tab", name="Compare").click()
+    page.wait_for_timeout(1500)  # the tab's timer has offered the new adapter by now
+    _choose(page, "adapter", "browser-voice")
+    page.fill("#prompt textarea", "Do you sell tents?")
+    page.click("#ask")
+    page.wait_for_function("() => document.querySelector('#metrics').innerText.includes('Fine-tuned')", timeout=120_000)
+    assert page.locator("#answer-finetuned textarea").input_value().strip()
+    context.close()
+
+
+def test_reload_reattaches_and_cancel_keeps_the_adapter(browser, url):
+    context, page = _open(browser, url)
+    _choose(page, "ft-example", "formats/alpaca.json")
+    page.wait_for_function("() => document.querySelector('#ft-verdict').innerText.includes('is ready')")
+    _fill(page, "ft-name", "long run")
+    page.get_by_text("LoRA and training settings (the preset's values)").click()
+    _fill(page, "ft-steps", "5000")
+    page.get_by_role("button", name="Launch fine-tune").click()
+    page.wait_for_function("() => document.querySelector('#ft-progress').innerText.includes('step ')", timeout=120_000)
+
+    page.reload()
+    page.get_by_role("tab", name="Fine-tune").click()
+    page.wait_for_function(
+        "() => document.querySelector('#ft-progress').innerText.includes('long-run')"
+        " && document.querySelector('#ft-progress').innerText.includes('running')",
+        timeout=30_000,
+    )
+    page.click("#ft-cancel")
+    page.wait_for_function(
+        "() => document.querySelector('#ft-status').innerText.includes('saved as incomplete')", timeout=120_000
+    )
+    assert "incomplete" in _text(page, "ft-adapters")
+    context.close()
