@@ -31,7 +31,7 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
         with gr.Tab("Documents"):
             refresh, filled = documents_tab.build(documents, workspace, compare_files, service.sources)
         with gr.Tab("Fine-tune"):
-            finetune_tab.build(finetune, compare_adapter)
+            finetune_tab.build(finetune, compare_adapter, workspace)
 
         def open_workspace(workspace_id: str | None) -> str:
             return documents.workspace(workspace_id).id

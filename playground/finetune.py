@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from adapters.backends import PRESETS, BackendChoice, choose_backend
-from adapters.datasets import LoadedDataset, dataset_stats, load_dataset
+from adapters.datasets import LoadedDataset, dataset_stats, load_dataset, write_chat_jsonl
 from adapters.job import JobSpec, file_sha256
 from adapters.registry import AdapterInfo, AdapterRegistry, safe_adapter_name
 from adapters.train import FitSettings, LoraSettings
+from pipelines.indexing import chunks_of
 from playground.jobs import JobManager, JobView
+from playground.qa_builder import BuildReport, build_pairs, pairs_from_rows
 from playground.runtime import Runtime
 
 ISSUE_HEADERS = ["Line", "Field", "Problem"]
@@ -66,6 +69,25 @@ class FinetuneService:
             tokenizer = self.runtime.engine.tokenizer
             stats.update(dataset_stats(loaded.examples, tokenizer, max_seq_length).to_json())
         return Validation(loaded, stats)
+
+    def build_from_documents(self, origin: str, workspace_id: str | None, limit: int = 200) -> BuildReport:
+        """Question–answer pairs from the session's uploads ("mine") or the shared knowledge base ("shared")."""
+        if origin == "mine":
+            store = self.runtime.workspaces.store(workspace_id) if workspace_id else None
+            if store is None or not store.count_documents():
+                raise ValueError("You have not uploaded documents yet (Documents tab).")
+        else:
+            store = self.runtime.store
+        writer = None if self.runtime.model.is_demo else self.runtime.engine
+        return build_pairs(chunks_of(store), writer, limit)
+
+    def save_pairs(self, rows: list[list[Any]]) -> Path:
+        """The reviewed pairs as a chat JSONL dataset, ready to validate and launch."""
+        pairs = pairs_from_rows(rows)
+        if not pairs:
+            raise ValueError("There are no pairs with both a question and an answer to train on.")
+        folder = self.jobs.root / "datasets" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+        return write_chat_jsonl([p.to_example() for p in pairs], folder / "from-documents.jsonl")
 
     # ---- jobs --------------------------------------------------------------------------------------------------
 

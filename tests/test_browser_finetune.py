@@ -91,3 +91,20 @@ def test_reload_reattaches_and_cancel_keeps_the_adapter(browser, url):
     )
     assert "incomplete" in _text(page, "ft-adapters")
     context.close()
+
+
+def test_build_a_dataset_from_documents_review_and_use_it(browser, url):
+    context, page = _open(browser, url)
+    page.get_by_text("…or build one from documents (RAG to fine-tuning)").click()
+    page.get_by_role("button", name="Build question–answer pairs").click()
+    page.wait_for_function("() => document.querySelector('#ft-built-note').innerText.includes('templates')")
+    assert "How much does the" in _text(page, "ft-pairs") and "template: price" in _text(page, "ft-pairs")
+    page.get_by_role("button", name="Use these pairs as the dataset").click()
+    page.wait_for_function(
+        "() => document.querySelector('#ft-verdict').innerText.includes('from-documents.jsonl is ready: 100 examples')"
+    )
+    # Without uploads, "my documents" says what to do.
+    page.get_by_label("My uploaded documents").check()
+    page.get_by_role("button", name="Build question–answer pairs").click()
+    page.wait_for_function("() => document.body.innerText.includes('You have not uploaded documents yet')")
+    context.close()

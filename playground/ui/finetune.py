@@ -86,7 +86,7 @@ def _adapter_rows(service: FinetuneService) -> list[list[Any]]:
     ]  # fmt: skip
 
 
-def build(service: FinetuneService, compare_adapter: gr.Dropdown) -> None:
+def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.BrowserState) -> None:
     """Lays out the tab; a finished fine-tune updates the Compare tab's adapter choice (`compare_adapter`)."""
     backend = service.backend()
     gr.Markdown(
@@ -103,6 +103,26 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown) -> None:
             scale=3,
         )
         example = gr.Dropdown(_examples(), value=None, label="…or a sample dataset", elem_id="ft-example", scale=2)
+    with gr.Accordion("…or build one from documents (RAG to fine-tuning)", open=False):
+        with gr.Row():
+            origin = gr.Radio(
+                [("My uploaded documents", "mine"), ("The shared knowledge base", "shared")],
+                value="shared",
+                label="Documents",
+                elem_id="ft-origin",
+            )
+            limit = gr.Slider(10, 500, value=100, step=10, label="At most this many pairs", elem_id="ft-limit")
+            make = gr.Button("Build question–answer pairs", elem_id="ft-build")
+        built_note = gr.Markdown(elem_id="ft-built-note")
+        pairs = gr.Dataframe(
+            headers=["Question", "Answer", "Source", "Method"],
+            value=[],
+            interactive=True,
+            wrap=True,
+            label="Review and edit (empty a question or answer to drop the row)",
+            elem_id="ft-pairs",
+        )
+        use_pairs = gr.Button("Use these pairs as the dataset", elem_id="ft-use-pairs")
     data_path = gr.State(None)
     verdict = gr.Markdown(elem_id="ft-verdict")
     issues = gr.Dataframe(headers=ISSUE_HEADERS, value=[], interactive=False, label="Problems", elem_id="ft-issues")
@@ -164,6 +184,21 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown) -> None:
         else:
             message = f"**{Path(path).name}** has {len(validation.dataset.issues)} problem(s): fix them to launch."
         return path, message, validation.issue_rows(), validation.stats
+
+    def build_pairs(chosen: str, most: float, workspace_id: str | None) -> tuple[str, list[list[str]]]:
+        try:
+            report = service.build_from_documents(chosen, workspace_id, int(most))
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        return report.note, report.rows()
+
+    def adopt_pairs(table: Any) -> tuple[Any, ...]:
+        rows = table.values.tolist() if isinstance(table, pd.DataFrame) else list(table or [])
+        try:
+            path = service.save_pairs(rows)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        return check(str(path))
 
     def apply_preset(choice: str) -> list[Any]:
         lora, fit = service.preset(choice)
@@ -230,6 +265,8 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown) -> None:
     private = {"api_visibility": "private"}
     upload.change(check, upload, [data_path, verdict, issues, stats], **private)
     example.change(check, example, [data_path, verdict, issues, stats], **private)
+    make.click(build_pairs, [origin, limit, workspace], [built_note, pairs], **private)
+    use_pairs.click(adopt_pairs, pairs, [data_path, verdict, issues, stats], **private)
     preset.change(apply_preset, preset, settings, **private)
     launch.click(start, [data_path, preset, name, holdout, *settings], [progress, status, plot, jobs], **private)
     cancel.click(stop, None, status, **private)
