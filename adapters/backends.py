@@ -108,7 +108,7 @@ def _device(spec: TrainSpec) -> torch.device:
 
 
 def _load_transformers(spec: TrainSpec) -> tuple[Any, Any]:
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = _device(spec)
@@ -119,15 +119,8 @@ def _load_transformers(spec: TrainSpec) -> tuple[Any, Any]:
     dtype = torch.bfloat16 if device.type == "cuda" and use_bf16(device) else torch.float32
     model = AutoModelForCausalLM.from_pretrained(spec.base_model, dtype=dtype).to(device)
     model.config.use_cache = False
-    config = LoraConfig(
-        r=spec.lora.rank,
-        lora_alpha=spec.lora.alpha,
-        lora_dropout=spec.lora.dropout,
-        target_modules=list(spec.lora.target_modules),
-        task_type="CAUSAL_LM",
-    )
     torch.manual_seed(spec.fit.seed)  # the LoRA weights' initialisation
-    return get_peft_model(model, config), tokenizer
+    return get_peft_model(model, spec.lora.peft_config()), tokenizer
 
 
 def train(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -32,6 +32,18 @@ class LoraSettings:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+    def peft_config(self) -> Any:
+        """The peft `LoraConfig` for a causal LM with these settings."""
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.rank,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=list(self.target_modules),
+            task_type="CAUSAL_LM",
+        )
 
 
 @dataclass(frozen=True)
@@ -206,16 +218,9 @@ def train_lora(
     on_step: Callable[[StepLog], None] | None = None,
 ) -> FitReport:
     """Wrap `model` with a fresh LoRA adapter, train it, and save the adapter directory."""
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
-    config = LoraConfig(
-        r=lora.rank,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules),
-        task_type="CAUSAL_LM",
-    )
-    peft_model = get_peft_model(model, config)
+    peft_model = get_peft_model(model, lora.peft_config())
     tokenized = tokenize_examples(tokenizer, examples, settings.max_seq_length)
     report = fit(peft_model, tokenized, settings, tokenizer.pad_token_id, on_step)
     peft_model.save_pretrained(str(output_dir))

@@ -26,6 +26,7 @@ from adapters.job import CANCEL, FINAL_STATES, JobSpec, read_events, run_job
 from adapters.registry import safe_adapter_name
 from adapters.resolver import ResolvedModel
 from playground.config import PROJECT_ROOT
+from playground.processes import process_alive
 
 FINAL = "final.json"
 POLL_S = 0.5
@@ -211,7 +212,7 @@ class JobManager:
             code = self._process.poll()
             if code is None:
                 return
-        elif self._attached_pid is not None and _alive(self._attached_pid):
+        elif self._attached_pid is not None and process_alive(self._attached_pid):
             return
         else:
             code = None
@@ -257,7 +258,7 @@ class JobManager:
             pid = _read_pid(self.root / job_id)
             if pid is None:
                 continue  # never started: it stays queued
-            if _alive(pid) and _is_job_process(pid, job_id) and self._running is None:
+            if process_alive(pid) and _is_job_process(pid, job_id) and self._running is None:
                 self._running, self._attached_pid = job_id, pid
                 continue
             said = next((e for e in reversed(read_events(self.root / job_id)) if e.get("type") == "done"), None)
@@ -300,23 +301,6 @@ def _read_pid(job_dir: Path) -> int | None:
         return int((job_dir / "pid").read_text())
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _not_a_zombie(pid)
-
-
-def _not_a_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True  # no /proc here: trust kill(0)
 
 
 def _is_job_process(pid: int, job_id: str) -> bool:

@@ -26,6 +26,7 @@ from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings
 from pipelines.ingest import FileReport, IngestLimits, Progress, ingest_files
 from pipelines.store import new_store
+from playground.processes import process_alive
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 
@@ -154,15 +155,5 @@ class Workspaces:
 def _remove_orphans(parent: Path) -> None:
     """Drop the folders of processes that are gone: their workspaces belong to no live session any more."""
     for folder in parent.glob("*"):
-        if folder.name.isdigit() and not _alive(int(folder.name)):
+        if folder.name.isdigit() and not process_alive(int(folder.name)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -93,7 +93,6 @@ def sft_trainer(settings: BenchSettings) -> Runner:
 
     def run(examples: list[ChatExample], fit: FitSettings, folder: Path) -> float:
         from datasets import Dataset
-        from peft import LoraConfig
         from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
         from transformers.trainer_callback import PrinterCallback
         from trl import SFTConfig, SFTTrainer
@@ -132,13 +131,7 @@ def sft_trainer(settings: BenchSettings) -> Runner:
             args=config,
             train_dataset=Dataset.from_list([{"messages": list(e.messages)} for e in examples]),
             processing_class=tokenizer,
-            peft_config=LoraConfig(
-                r=lora.rank,
-                lora_alpha=lora.alpha,
-                lora_dropout=lora.dropout,
-                target_modules=list(lora.target_modules),
-                task_type="CAUSAL_LM",
-            ),
+            peft_config=lora.peft_config(),
         )
         trainer.remove_callback(PrinterCallback)  # it prints the logs to stdout, where the report goes
         clock = Clock()
