@@ -122,6 +122,7 @@ class JobManager:
         self._process: subprocess.Popen | None = None
         self._running: str | None = None
         self._attached_pid: int | None = None  # a job process started by an earlier run of the app
+        self._ended: dict[str, JobView] = {}  # explicit cache of ended jobs' views
         # Several managers may watch one home (the app, a test, a second app); only the one holding this lock
         # starts jobs, so one job trains at a time. The others submit, cancel and read.
         self._lock_file = (self.root / ".leader").open("a")
@@ -155,10 +156,15 @@ class JobManager:
             return f"{view.name} stops after its current step and saves the adapter as incomplete."
 
     def view(self, job_id: str) -> JobView:
+        if job_id in self._ended:  # an ended job never changes: each page polls every second
+            return self._ended[job_id]
         job_dir = self.root / job_id
         if not (job_dir / "spec.json").exists():
             raise KeyError(f"no job {job_id!r}")
-        view = job_view(job_dir, JobSpec.read(job_dir), self._final(job_id))
+        final = self._final(job_id)
+        view = job_view(job_dir, JobSpec.read(job_dir), final)
+        if final is not None:
+            self._ended[job_id] = view
         if view.state == "queued":
             queue = self._queue()
             view.queue_position = queue.index(job_id) + 1 if job_id in queue else None
