@@ -61,6 +61,7 @@ class Workspaces:
         chunking: ChunkSettings,
         limits: IngestLimits = IngestLimits(),
         idle_s: float = 6 * 3600,
+        max_chunks: int = 50_000,  # ~75 MB of MiniLM vectors: one browser cannot fill a shared server's memory
     ) -> None:
         # One folder per process, so a CLI run next to the server never touches the server's files.
         self.root = parent / str(os.getpid())
@@ -68,6 +69,7 @@ class Workspaces:
         self.chunking = chunking
         self.limits = limits
         self.idle_s = idle_s
+        self.max_chunks = max_chunks
         self._workspaces: dict[str, Workspace] = {}
         self._lock = threading.Lock()
         _remove_orphans(parent)
@@ -99,6 +101,12 @@ class Workspaces:
     def upload(self, workspace: Workspace, paths: Sequence[Path], progress: Progress | None = None) -> list[FileReport]:
         """Index uploaded files into the workspace; one report per file, as `ingest_files` gives them."""
         with workspace.lock:
+            held = workspace.store.count_documents()
+            if held >= self.max_chunks:
+                raise ValueError(
+                    f"Your files already hold {held} chunks, the most one browser may keep ({self.max_chunks}). "
+                    "Delete some files first."
+                )
             reports = ingest_files(paths, workspace.store, self.embedder, workspace.chunking, self.limits, progress)
             workspace.folder.mkdir(parents=True, exist_ok=True)
             for path, report in zip(paths, reports, strict=True):

@@ -129,3 +129,15 @@ def test_ids_and_idle_workspaces(runtime, tmp_path, secret_file):
     assert (first.folder / "zorblax.txt").exists()
     workspaces.open(None)  # opening another drops the idle one with its files
     assert workspaces.store(first.id) is None and not first.folder.exists()
+
+
+def test_a_full_workspace_refuses_more_and_keeps_what_it_has(runtime, tmp_path, secret_file):
+    workspaces = Workspaces(tmp_path / "ws", runtime.embedder, ChunkSettings(254, 50), max_chunks=1)
+    workspace = workspaces.open(None)
+    workspaces.upload(workspace, [secret_file])
+    held = workspace.store.count_documents()
+    other = tmp_path / "other.txt"
+    other.write_text("Another file about the Fernhollow kiosk and its lanterns.")
+    with pytest.raises(ValueError, match="the most one browser may keep"):
+        workspaces.upload(workspace, [other])
+    assert workspace.store.count_documents() == held and workspace.files() == ["zorblax.txt"]
