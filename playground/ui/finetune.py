@@ -225,15 +225,25 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         return service.jobs.cancel(view.id)
 
     def tick(last: Any) -> tuple[Any, ...]:
-        view = service.jobs.current()
-        names = service.adapter_choices()
-        changed = names != last
-        updates = (
-            gr.update(value=_adapter_rows(service)) if changed else gr.skip(),
-            gr.update(choices=[a.name for a in service.adapters()]) if changed else gr.skip(),
-            gr.update(choices=names) if changed else gr.skip(),
+        """Sends only what changed since the last tick: every open page polls once a second."""
+        last = last or {}
+        view, views, names = service.jobs.current(), service.jobs.jobs(), service.adapter_choices()
+        progress_now = [(v.id, v.state, v.step, len(v.eval_losses), v.queue_position) for v in views]
+        moved = progress_now != last.get("jobs")
+        changed = names != last.get("names")
+        job_updates = (
+            (_progress_html(view), _status(view), _losses(view), _job_rows(views)) if moved else (gr.skip(),) * 4
         )
-        return (_progress_html(view), _status(view), _losses(view), _job_rows(service.jobs.jobs()), *updates, names)
+        adapter_updates = (
+            (
+                gr.update(value=_adapter_rows(service)),
+                gr.update(choices=[a.name for a in service.adapters()]),
+                gr.update(choices=names),
+            )
+            if changed
+            else (gr.skip(),) * 3
+        )
+        return (*job_updates, *adapter_updates, {"jobs": progress_now, "names": names})
 
     def remove(name: str | None) -> str:
         if not name:
