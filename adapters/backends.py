@@ -47,10 +47,15 @@ class BackendChoice:
     reason: str  # plain words for the page: which backend runs and why
 
 
-def unsloth_problem() -> str | None:
-    """Why Unsloth cannot run here, or None when it can."""
+def unsloth_problem(probe: bool = True) -> str | None:
+    """Why Unsloth cannot run here, or None when it can. `probe=False` only looks for the package: importing
+    unsloth patches transformers for the whole process, which the app serving answers must not undergo."""
     if not torch.cuda.is_available():
         return "no CUDA GPU on this machine"
+    if not probe:
+        import importlib.util
+
+        return None if importlib.util.find_spec("unsloth") else f"unsloth is not installed ({INSTALL_HINT})"
     try:
         import unsloth  # noqa: F401
     except ModuleNotFoundError as error:
@@ -62,7 +67,7 @@ def unsloth_problem() -> str | None:
     return None
 
 
-def choose_backend(prefer: str = "auto") -> BackendChoice:
+def choose_backend(prefer: str = "auto", probe: bool = True) -> BackendChoice:
     """Unsloth when a CUDA GPU is there and `unsloth` imports; transformers + peft otherwise.
 
     `prefer="transformers"` always takes the plain path; `prefer="unsloth"` raises BackendUnavailable if it can't run.
@@ -72,7 +77,7 @@ def choose_backend(prefer: str = "auto") -> BackendChoice:
     where = "on the GPU" if torch.cuda.is_available() else "on the CPU"
     if prefer == "transformers":
         return BackendChoice("transformers", f"transformers + peft {where}, as asked")
-    problem = unsloth_problem()
+    problem = unsloth_problem(probe)
     if problem is None:
         return BackendChoice("unsloth", "CUDA GPU and unsloth: Unsloth")
     if prefer == "unsloth":

@@ -48,7 +48,8 @@ class FinetuneService:
     # ---- backend and settings ----------------------------------------------------------------------------------
 
     def backend(self, prefer: str = "auto") -> BackendChoice:
-        return choose_backend(prefer)
+        """The backend a job would pick, without importing unsloth here (the job's own process does that)."""
+        return choose_backend(prefer, probe=False)
 
     @staticmethod
     def presets() -> list[str]:

@@ -221,3 +221,23 @@ def test_bench_finetune_gpu_needs_cuda(monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["bench", "finetune", "--gpu", "--json"]) == 2
     assert "needs a CUDA GPU with unsloth installed: no CUDA GPU" in capsys.readouterr().err
+
+
+def test_the_page_never_imports_unsloth(monkeypatch):
+    """The app only looks for the package: importing unsloth would patch transformers under the serving engine."""
+    import builtins
+    import sys
+
+    from adapters.backends import choose_backend
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a, **k: object() if name == "unsloth" else None)
+    real_import = builtins.__import__
+
+    def guarded(name, *args, **kwargs):
+        assert name != "unsloth", "unsloth was imported"
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", guarded)
+    monkeypatch.delitem(sys.modules, "unsloth", raising=False)
+    assert choose_backend("auto", probe=False).name == "unsloth"
