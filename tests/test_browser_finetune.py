@@ -52,7 +52,9 @@ def test_launch_watch_and_compare(browser, url, tmp_path: Path):
     _fill(page, "ft-steps", "8")
     page.get_by_role("button", name="Launch fine-tune").click()
     page.wait_for_function(
-        "() => document.querySelector('#ft-progress').innerText.includes('completed')", timeout=180_000
+        "() => document.querySelector('#ft-progress').innerText.includes('browser-voice')"
+        " && document.querySelector('#ft-progress').innerText.includes('completed')",
+        timeout=180_000,
     )
     assert "Saved adapter" in _text(page, "ft-status")
     assert "browser-voice" in _text(page, "ft-adapters")
