@@ -105,7 +105,7 @@ class CompareService:
     def sources(self, workspace: str | None = None) -> list[str]:
         """The files retrieval can draw from, for the file filter: shared ones and the session's own."""
         private = self.runtime.workspaces.store(workspace) if workspace else None
-        return sorted(set(sources_of(self.runtime.store)) | set(sources_of(private) if private else ()))
+        return sorted(set(self.runtime.shared_sources) | set(sources_of(private) if private else ()))
 
     def rows(self, options: CompareOptions) -> list[Row]:
         adapter = options.adapter or self.runtime.model.adapter

@@ -43,7 +43,6 @@ class FinetuneService:
         self.runtime = runtime
         self.registry = AdapterRegistry(runtime.settings.home / "adapters")
         self.jobs = JobManager(runtime.settings.home, on_finished=self._adopt)
-        self._adopt_existing()
 
     # ---- backend and settings ----------------------------------------------------------------------------------
 
@@ -209,14 +208,6 @@ class FinetuneService:
             info = self.registry.get(view.adapter)
             if info is not None and info.base_model == self.runtime.model.base:
                 self.runtime.engine.load_adapter(info.name, info.path)
-
-    def _adopt_existing(self) -> None:
-        for info in self.adapters()[:8]:  # the newest few; others attach when chosen
-            if info.name not in self.runtime.engine.adapters:
-                try:
-                    self.runtime.engine.load_adapter(info.name, info.path)
-                except Exception as error:  # a damaged folder must not stop the app
-                    print(f"adapter {info.name} could not be loaded: {error}")
 
 
 def _where(line: int | None, item: int | None) -> str:

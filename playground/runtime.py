@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from haystack import Pipeline
@@ -16,7 +17,7 @@ from adapters.engine import DecodingSettings, Engine
 from adapters.resolver import ResolvedModel, adapter_base, resolve_model
 from pipelines.embedder import EmbedderInfo, resolve_embedder
 from pipelines.fast_store import FastDocumentStore
-from pipelines.indexing import ChunkSettings, chunks_of, load_or_index
+from pipelines.indexing import ChunkSettings, chunks_of, load_or_index, sources_of
 from pipelines.prompts import rag_messages
 from pipelines.rag import query_pipeline
 from pipelines.reranker import RerankerChoice, resolve_reranker
@@ -50,6 +51,11 @@ class Runtime:
     workspaces: Workspaces
     reranker: RerankerChoice
     startup: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def shared_sources(self) -> list[str]:
+        """The shared knowledge base's files: read-only while the app runs, so listed once (a full scan)."""
+        return sources_of(self.store)
 
     def decoding(self, **overrides: object) -> DecodingSettings:
         values: dict[str, object] = {

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.indexing import ChunkSettings, sources_of
+from pipelines.indexing import ChunkSettings
 from pipelines.ingest import FileReport, Progress
 from playground.runtime import Runtime
 from playground.workspaces import Workspace, chunks_of_file
@@ -87,7 +87,7 @@ class DocumentsService:
     def previewable(self, workspace_id: str | None) -> list[tuple[str, str]]:
         """(label, value) of every file with chunks: the session's own first, then the shared ones."""
         mine = [(f"{name} (yours)", f"{MINE}:{name}") for name in self.workspace(workspace_id).files()]
-        shared = [(f"{name} (shared)", f"{SHARED}:{name}") for name in sources_of(self.runtime.store)]
+        shared = [(f"{name} (shared)", f"{SHARED}:{name}") for name in self.runtime.shared_sources]
         return mine + shared
 
     def preview(self, workspace_id: str | None, choice: str) -> list[dict[str, Any]]:
@@ -100,7 +100,7 @@ class DocumentsService:
         ]
 
     def shared_summary(self) -> str:
-        files = sources_of(self.runtime.store)
+        files = self.runtime.shared_sources
         return (
             f"Shared knowledge base (read-only, everyone retrieves from it): {len(files)} files, "
             f"{self.runtime.store.count_documents()} chunks."
