@@ -1,18 +1,31 @@
-"""The engine: one base model, LoRA adapters attached through peft, batched streaming generation.
+"""The engine: one base model, LoRA adapters attached through peft, streaming generation for several arms.
 
-Every row of a comparison (RAG = base + context, fine-tuned = adapter, hybrid = adapter + context)
-runs in ONE `generate` call with peft's mixed-adapter batches (`adapter_names`), so the base
-weights are in memory once and decoding, which is memory-bound, serves all rows at once.
+One long-lived worker thread runs every model call (generation, attaching and detaching adapters): `generate`
+in a freshly started thread ran ~5× slower per token on a GPU than in a thread that lives on, and one owner
+means no locks around the model. Callers get a stream of events; closing it cancels the generation within
+one decoding step and frees the worker for the next request.
+
+Several arms (base, RAG, fine-tuned, hybrid) run side by side by one of the strategies in `SIDE_BY_SIDE`:
+- `interleaved`: each arm alone (batch of one, its own KV cache), the arms taking turns step by step, so
+  the panes stream together and each arm's figures are the sum of its own steps, as if served alone;
+- `sequential`: each arm alone, one after another (exact wall-clock figures per arm);
+- `batched`: one mixed-adapter `generate` (peft `adapter_names`), which pays on a GPU; each arm's prefill
+  is timed alone first, its decoding steps are shared with the other rows.
+`Engine.calibrate` measures which of `interleaved` and `batched` is faster for the loaded model.
 """
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -24,14 +37,16 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from adapters.streaming import BatchRowStreamer, RowFinished, TokenEvent
+from adapters.sampling import TokenPicker
+from adapters.streaming import BatchRowStreamer, TokenEvent, TokenText
 
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" inside a mixed batch
+_UNKNOWN = "\0unknown"  # the model's adapter state is not known: the next `_use` sets it whatever it was
 
 
 @dataclass(frozen=True)
 class DecodingSettings:
-    """Decoding shared by every row of a batch, so the rows differ only in prompt and adapter."""
+    """Decoding shared by every arm, so the arms differ only in prompt and adapter."""
 
     max_new_tokens: int = 128
     min_new_tokens: int = 1  # an answer pane never ends empty because the model stopped at once
@@ -43,19 +58,23 @@ class DecodingSettings:
 @dataclass(frozen=True)
 class GenerationRequest:
     messages: Sequence[dict[str, str]]
-    adapter: str | None = None  # None: the base model alone
+    adapter: str | None = None  # a display name given to `load_adapter`; None: the base model alone
 
 
 @dataclass(frozen=True)
 class GenerationResult:
+    """One arm's answer and what it cost the model, as if this arm had been served alone (see `timing`)."""
+
     text: str
     adapter: str | None
     prompt_tokens: int
     completion_tokens: int
-    ttft_s: float
-    latency_s: float
-    tokens_per_s: float
-    finish_reason: str  # "stop" (end-of-sequence token) or "length" (max_new_tokens)
+    prefill_s: float  # the forward pass over this arm's own prompt (it yields the first token)
+    ttft_s: float  # from the arm's start to its first token
+    latency_s: float  # from the arm's start to its last token
+    tokens_per_s: float  # decoding rate after the first token
+    finish_reason: str  # "stop" (end-of-sequence token), "length" (max_new_tokens) or "cancelled"
+    timing: str  # the strategy that produced the figures: interleaved, sequential or batched
 
 
 @dataclass(frozen=True)
@@ -67,36 +86,78 @@ class RowDone:
 EngineEvent = TokenEvent | RowDone
 
 
-class _Cancelled(StoppingCriteria):
-    def __init__(self, flag: threading.Event) -> None:
-        self.flag = flag
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: object) -> torch.Tensor:
-        return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)
+class StreamCancelled(Exception):
+    """Internal: the consumer closed the stream."""
 
 
 @dataclass
 class _Job:
     requests: list[GenerationRequest]
     settings: DecodingSettings
+    strategy: str
     events: queue.Queue = field(default_factory=queue.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
-    # Set by the worker before generation starts; a row's record is final once it is finished.
-    streamer: BatchRowStreamer | None = None
-    prompt_tokens: list[int] = field(default_factory=list)
-    started: float = 0.0
 
 
 _END = object()
 
 
+class _Worker:
+    """One daemon thread that runs submitted calls in order, for the life of the engine."""
+
+    def __init__(self) -> None:
+        self._tasks: queue.Queue[tuple[Callable[[], Any], Future]] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="engine-worker", daemon=True)
+        self._thread.start()
+
+    def submit(self, task: Callable[[], Any]) -> Future:
+        future: Future = Future()
+        self._tasks.put((task, future))
+        return future
+
+    def call(self, task: Callable[[], Any]) -> Any:
+        if threading.current_thread() is self._thread:  # already on the worker: run inline
+            return task()
+        return self.submit(task).result()
+
+    def _loop(self) -> None:
+        while True:
+            task, future = self._tasks.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(task())
+            except BaseException as error:  # handed to whoever waits on the future
+                future.set_exception(error)
+
+
+@dataclass
+class _Arm:
+    """One arm decoding alone: its own KV cache, sampler and timings (its own compute time only)."""
+
+    row: int
+    request: GenerationRequest
+    input_ids: torch.Tensor  # (1, prompt + generated so far)
+    picker: TokenPicker
+    text: TokenText
+    cache: Any = None
+    next_token: torch.Tensor | None = None
+    busy_s: float = 0.0
+    prefill_s: float = 0.0
+    produced: int = 0
+    finish_reason: str = ""
+
+    @property
+    def done(self) -> bool:
+        return bool(self.finish_reason)
+
+
 class Engine:
-    """Owns the base model, its tokenizer and the adapters attached to it.
+    """Owns the base model, its tokenizer and the adapters attached to it; every model call runs on its worker."""
 
-    Generation is serialised by a lock: one batched call at a time uses the model.
-    """
-
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, name: str = "") -> None:
+    def __init__(
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, name: str = "", strategy: str = "auto"
+    ) -> None:
         model.eval()
         self.model = model
         self.tokenizer = tokenizer
@@ -104,15 +165,34 @@ class Engine:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self._adapters: dict[str, Path] = {}
-        self._lock = threading.Lock()
+        # peft adapter names become module attributes ("train", "eval", "forward" … clash), so peft only
+        # ever sees names made here; what users call an adapter stays a display name.
+        self._internal: dict[str, str] = {}
+        self._serial = itertools.count()
+        self._active: str | None = None  # the internal adapter name answering now (None: adapters off)
+        self._selected: str | None = None  # the adapter peft has active (answering when adapters are on)
+        self._layers: list[Any] | None = None  # the LoRA layers, found once per set of adapters
+        self.threads = 0  # torch threads of the worker (0: torch's default), chosen by `calibrate`
+        self._worker = _Worker()
+        if strategy not in (*SIDE_BY_SIDE, "auto"):
+            expected = ", ".join(SIDE_BY_SIDE)
+            raise ValueError(f"side-by-side strategy is {strategy!r}; expected auto or one of {expected}")
+        self.strategy = "interleaved" if strategy == "auto" else strategy
+        self.calibration: dict[str, float] = {}
 
     @classmethod
-    def load(cls, path: str | Path, *, name: str = "", device: str | None = None) -> Engine:
+    def load(cls, path: str | Path, *, name: str = "", device: str | None = None, strategy: str = "auto") -> Engine:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        try:
+            kind = torch.device(device).type
+        except RuntimeError as error:
+            raise ValueError(f"device {device!r} (PLAYGROUND_DEVICE) is not a torch device: {error}") from None
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} (PLAYGROUND_DEVICE): this torch sees no CUDA GPU; use cpu")
+        dtype = torch.bfloat16 if kind == "cuda" else torch.float32
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device)
-        return cls(model, tokenizer, name=name or str(path))
+        return cls(model, tokenizer, name=name or str(path), strategy=strategy)
 
     # -- adapters -----------------------------------------------------------------------------
 
@@ -121,27 +201,79 @@ class Engine:
         return dict(self._adapters)
 
     def load_adapter(self, name: str, path: str | Path) -> None:
-        """Attach a PEFT LoRA adapter directory under `name`; the base weights are shared."""
+        """Attach a PEFT LoRA adapter directory under the display name `name`; the base weights are shared."""
+        if not name or name == BASE_ADAPTER:
+            raise ValueError(f"{name!r} cannot name an adapter")
+        self._worker.call(lambda: self._load_adapter(name, Path(path)))
+
+    def _load_adapter(self, name: str, path: Path) -> None:
         from peft import PeftModel
 
-        if name == BASE_ADAPTER:
-            raise ValueError(f"{BASE_ADAPTER!r} is reserved for the base model")
-        with self._lock:
-            if name in self._adapters:
-                self.model.delete_adapter(name)
+        internal = f"pg_adapter_{next(self._serial)}"
+        with warnings.catch_warnings():  # peft calls a transformers method deprecated in favour of another
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             if isinstance(self.model, PeftModel):
-                self.model.load_adapter(str(path), adapter_name=name)
+                self.model.load_adapter(str(path), adapter_name=internal)
             else:
-                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
-            self.model.eval()
-            self._adapters[name] = Path(path)
+                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=internal)
+        self.model.eval()
+        self._forget_adapter_state()
+        if name in self._internal:  # a new version under a known name replaces the old one
+            self._delete_internal(self._internal[name])
+        self._internal[name] = internal
+        self._adapters[name] = path
 
     def unload_adapter(self, name: str) -> None:
         """Detach an adapter (before its folder is deleted); unknown names are ignored."""
-        with self._lock:
+
+        def unload() -> None:
             if name in self._adapters:
-                self.model.delete_adapter(name)
+                self._delete_internal(self._internal.pop(name))
                 del self._adapters[name]
+
+        self._worker.call(unload)
+
+    def _delete_internal(self, internal: str) -> None:
+        with warnings.catch_warnings():  # "was active, now deleted": expected, the next arm sets its own
+            warnings.simplefilter("ignore", UserWarning)
+            self.model.delete_adapter(internal)
+        self._forget_adapter_state()  # peft picked another active adapter
+
+    def internal_name(self, name: str | None) -> str:
+        """The name peft knows an adapter by (for a mixed batch's `adapter_names`)."""
+        return BASE_ADAPTER if name is None else self._internal[name]
+
+    def _use(self, adapter: str | None) -> None:
+        """Make the model answer with one adapter (display name) or none; switches only on change.
+
+        Interleaved arms switch every step, so the switch touches only the LoRA layers (a cached list), and
+        peft's whole-model `set_adapter` runs only when a different adapter is chosen.
+        """
+        from peft import PeftModel
+
+        if not isinstance(self.model, PeftModel):
+            return
+        internal = None if adapter is None else self._internal[adapter]
+        if internal == self._active:
+            return
+        if internal is not None and internal != self._selected:
+            self.model.set_adapter(internal)
+            self._selected = internal
+        for layer in self._lora_layers():
+            layer.enable_adapters(internal is not None)
+        self._active = internal
+
+    def _lora_layers(self) -> list[Any]:
+        if self._layers is None:
+            from peft.tuners.tuners_utils import BaseTunerLayer
+
+            self._layers = [m for m in self.model.modules() if isinstance(m, BaseTunerLayer)]
+        return self._layers
+
+    def _forget_adapter_state(self) -> None:
+        """After peft changed adapters itself (load, delete, a mixed batch): the next `_use` sets everything."""
+        self._active = self._selected = _UNKNOWN
+        self._layers = None
 
     # -- prompts ------------------------------------------------------------------------------
 
@@ -151,50 +283,7 @@ class Engine:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    # -- generation ---------------------------------------------------------------------------
-
-    def generate(self, requests: Sequence[GenerationRequest], settings: DecodingSettings) -> list[GenerationResult]:
-        results: list[GenerationResult | None] = [None] * len(requests)
-        for event in self.stream(requests, settings):
-            if isinstance(event, RowDone):
-                results[event.row] = event.result
-        return [r for r in results if r is not None]
-
-    def stream(self, requests: Sequence[GenerationRequest], settings: DecodingSettings) -> Iterator[EngineEvent]:
-        """Run all requests in one batched call; yield text deltas and each row's result as it ends.
-
-        Closing the iterator early cancels the generation after the current step.
-        """
-        for request in requests:
-            if request.adapter is not None and request.adapter not in self._adapters:
-                raise KeyError(f"adapter {request.adapter!r} is not loaded; loaded: {sorted(self._adapters)}")
-        job = _Job(list(requests), settings)
-        worker = threading.Thread(target=self._run, args=(job,), name="engine-generate", daemon=True)
-        worker.start()
-        try:
-            while True:
-                event = job.events.get()
-                if event is _END:
-                    break
-                if isinstance(event, BaseException):
-                    raise event
-                if isinstance(event, RowFinished):
-                    yield RowDone(event.row, self._result(job, event.row))
-                else:
-                    yield event
-        finally:
-            job.cancelled.set()
-
-    def _run(self, job: _Job) -> None:
-        try:
-            with self._lock:
-                self._generate_locked(job)
-        except BaseException as error:  # handed to the consuming thread, which re-raises it
-            job.events.put(error)
-        finally:
-            job.events.put(_END)
-
-    def _eos_ids(self) -> set[int]:
+    def eos_ids(self) -> set[int]:
         ids: set[int] = set()
         configured = getattr(self.model.generation_config, "eos_token_id", None)
         for value in (configured, self.tokenizer.eos_token_id):
@@ -204,18 +293,144 @@ class Engine:
                 ids.update(int(v) for v in value)
         return ids
 
-    def _generate_locked(self, job: _Job) -> None:
+    # -- generation ---------------------------------------------------------------------------
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], settings: DecodingSettings, strategy: str | None = None
+    ) -> list[GenerationResult]:
+        results: list[GenerationResult | None] = [None] * len(requests)
+        for event in self.stream(requests, settings, strategy):
+            if isinstance(event, RowDone):
+                results[event.row] = event.result
+        return [r for r in results if r is not None]
+
+    def stream(
+        self, requests: Sequence[GenerationRequest], settings: DecodingSettings, strategy: str | None = None
+    ) -> Iterator[EngineEvent]:
+        """Run the requests side by side (`strategy`, default the engine's); yield text deltas and each row's
+        result as it ends. Closing the iterator cancels the generation within one decoding step."""
+        strategy = strategy or self.strategy
+        if strategy not in SIDE_BY_SIDE:
+            raise ValueError(f"side-by-side strategy is {strategy!r}; expected one of {', '.join(SIDE_BY_SIDE)}")
+        for request in requests:
+            if request.adapter is not None and request.adapter not in self._adapters:
+                raise KeyError(f"adapter {request.adapter!r} is not loaded; loaded: {sorted(self._adapters)}")
+        job = _Job(list(requests), settings, strategy)
+        self._worker.submit(lambda: self._run(job))
+        try:
+            while True:
+                event = job.events.get()
+                if event is _END:
+                    break
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+        finally:
+            job.cancelled.set()
+
+    def _run(self, job: _Job) -> None:
+        try:
+            if not job.cancelled.is_set():
+                with torch.inference_mode():
+                    SIDE_BY_SIDE[job.strategy](self, job)
+        except StreamCancelled:
+            pass
+        except BaseException as error:  # handed to the consuming thread, which re-raises it
+            job.events.put(error)
+        finally:
+            job.events.put(_END)
+
+    # -- arms alone: interleaved or one after another -----------------------------------------
+
+    def _arms(self, job: _Job) -> list[_Arm]:
+        arms = []
+        eos = self.eos_ids()
+        for row, request in enumerate(job.requests):
+            ids = self.tokenizer(self.render_prompt(request.messages), return_tensors="pt", add_special_tokens=False)
+            input_ids = ids["input_ids"].to(self.model.device)
+            picker = TokenPicker(job.settings, eos, prompt_length=input_ids.shape[1], device=self.model.device)
+            arms.append(_Arm(row, request, input_ids, picker, TokenText(self.tokenizer)))
+        return arms
+
+    def _step(self, arm: _Arm, job: _Job) -> None:
+        """One forward pass of one arm (its prefill first), timed; emits its token's text or its end."""
+        from transformers import DynamicCache
+
+        if job.cancelled.is_set():
+            raise StreamCancelled
+        started = time.perf_counter()
+        self._use(arm.request.adapter)
+        if arm.cache is None:
+            arm.cache = DynamicCache(config=self.model.config)
+            inputs = arm.input_ids
+        else:
+            inputs = arm.next_token.view(1, 1)
+        logits = self.model(input_ids=inputs, past_key_values=arm.cache, use_cache=True).logits[:, -1, :]
+        token = arm.picker.pick(arm.input_ids, logits)
+        token_id = int(token)
+        elapsed = time.perf_counter() - started
+        arm.busy_s += elapsed
+        if arm.produced == 0:
+            arm.prefill_s = elapsed
+        arm.produced += 1
+        arm.next_token = token
+        arm.input_ids = torch.cat([arm.input_ids, token.view(1, 1)], dim=1)
+        if token_id in arm.picker.eos_ids:
+            arm.finish_reason = "stop"
+        else:
+            if delta := arm.text.add(token_id):
+                job.events.put(TokenEvent(arm.row, delta))
+            if arm.produced >= job.settings.max_new_tokens:
+                arm.finish_reason = "length"
+        if arm.done:
+            job.events.put(RowDone(arm.row, self._arm_result(arm, job.strategy)))
+
+    def _arm_result(self, arm: _Arm, strategy: str) -> GenerationResult:
+        decode_s = arm.busy_s - arm.prefill_s
+        return GenerationResult(
+            text=arm.text.final(),
+            adapter=arm.request.adapter,
+            prompt_tokens=int(arm.input_ids.shape[1] - arm.produced),
+            completion_tokens=arm.produced,
+            prefill_s=arm.prefill_s,
+            ttft_s=arm.prefill_s,
+            latency_s=arm.busy_s,
+            tokens_per_s=(arm.produced - 1) / decode_s if arm.produced > 1 and decode_s > 0 else 0.0,
+            finish_reason=arm.finish_reason,
+            timing=strategy,
+        )
+
+    def _run_interleaved(self, job: _Job) -> None:
+        # Arms with the same adapter take their turns next to each other: fewer adapter switches per round.
+        arms = sorted(self._arms(job), key=lambda a: (a.request.adapter or "", a.row))
+        while active := [arm for arm in arms if not arm.done]:
+            for arm in active:
+                self._step(arm, job)
+
+    def _run_sequential(self, job: _Job) -> None:
+        for arm in self._arms(job):
+            while not arm.done:
+                self._step(arm, job)
+
+    # -- one mixed-adapter batch --------------------------------------------------------------
+
+    def _run_batched(self, job: _Job) -> None:
         from peft import PeftModel
 
         settings = job.settings
+        prefill = [self._prefill_alone(request) for request in job.requests]  # each arm's own prefill time
         prompts = [self.render_prompt(r.messages) for r in job.requests]
         batch = self.tokenizer(
             prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
-        )
-        batch = batch.to(self.model.device)
-        prompt_tokens = batch["attention_mask"].sum(dim=1).tolist()
-        eos_ids = self._eos_ids()
-        streamer = BatchRowStreamer(self.tokenizer, len(prompts), eos_ids, job.events)
+        ).to(self.model.device)
+        prompt_tokens = [int(n) for n in batch["attention_mask"].sum(dim=1).tolist()]
+        eos_ids = self.eos_ids()
+        rows = len(prompts)
+
+        def finished(row: int) -> None:
+            job.events.put(RowDone(row, self._batched_result(job, streamer, row, prompt_tokens[row], prefill[row])))
+
+        streamer = BatchRowStreamer(self.tokenizer, rows, eos_ids, job.events.put, finished)
         kwargs: dict[str, object] = {
             **batch,
             "max_new_tokens": settings.max_new_tokens,
@@ -229,28 +444,158 @@ class Engine:
             kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        masks: list[Any] = []
         if isinstance(self.model, PeftModel):
-            kwargs["adapter_names"] = [r.adapter or BASE_ADAPTER for r in job.requests]
+            masks = self._row_masks(job.requests)
+            if not masks:  # several adapters, or LoRA variants a mask cannot gate: peft's mixed batch
+                self.model.base_model.enable_adapter_layers()
+                self._forget_adapter_state()
+                kwargs["adapter_names"] = [self.internal_name(r.adapter) for r in job.requests]
         torch.manual_seed(settings.seed)
-        job.streamer, job.prompt_tokens = streamer, [int(n) for n in prompt_tokens]
-        job.started = time.perf_counter()
-        with torch.inference_mode():
+        streamer.started = time.perf_counter()
+        try:
             self.model.generate(**kwargs)
+        finally:
+            for hook in masks:
+                hook.remove()
+        if job.cancelled.is_set():
+            raise StreamCancelled
 
-    def _result(self, job: _Job, index: int) -> GenerationResult:
-        assert job.streamer is not None
-        row = job.streamer.rows[index]
-        latency = (row.finished_at or time.perf_counter()) - job.started
-        ttft = (row.first_token_at or job.started) - job.started
+    def _row_masks(self, requests: Sequence[GenerationRequest]) -> list[Any]:
+        """With one adapter in the batch, run it on every row and zero its LoRA output on the base rows.
+
+        peft's mixed batches (`adapter_names`) split every LoRA layer's input by adapter at each step, which
+        costs more than the LoRA product itself on a small model; a 0/1 factor per row gives the same
+        tokens (x + 0 is x). Returns the hooks to remove, or [] where that does not apply.
+        """
+        adapters = {r.adapter for r in requests} - {None}
+        if len(adapters) != 1:
+            return []
+        (adapter,) = adapters
+        internal = self._internal[adapter]
+        layers = self._lora_layers()
+        if not layers or not all(_plain_lora(layer, internal) for layer in layers):
+            return []
+        self._use(adapter)
+        dtype = next(self.model.parameters()).dtype
+        gate = [1.0 if r.adapter else 0.0 for r in requests]
+        mask = torch.tensor(gate, dtype=dtype, device=self.model.device).view(-1, 1, 1)
+        return [layer.lora_B[internal].register_forward_hook(lambda _m, _i, out: out * mask) for layer in layers]
+
+    def _prefill_alone(self, request: GenerationRequest) -> float:
+        ids = self.tokenizer(self.render_prompt(request.messages), return_tensors="pt", add_special_tokens=False)
+        started = time.perf_counter()
+        self._use(request.adapter)
+        self.model(input_ids=ids["input_ids"].to(self.model.device), use_cache=False, logits_to_keep=1)
+        return time.perf_counter() - started
+
+    def _batched_result(
+        self, job: _Job, streamer: BatchRowStreamer, index: int, prompt_tokens: int, prefill_s: float
+    ) -> GenerationResult:
+        row = streamer.rows[index]
+        first = row.first_token_at or streamer.started
+        decode_s = max((row.finished_at or time.perf_counter()) - first, 0.0)
         produced = len(row.token_ids) + (1 if row.finish_reason == "stop" else 0)
-        decode_time = latency - ttft
         return GenerationResult(
             text=self.tokenizer.decode(row.token_ids, skip_special_tokens=True).strip(),
             adapter=job.requests[index].adapter,
-            prompt_tokens=job.prompt_tokens[index],
+            prompt_tokens=prompt_tokens,
             completion_tokens=produced,
-            ttft_s=ttft,
-            latency_s=latency,
-            tokens_per_s=(produced - 1) / decode_time if produced > 1 and decode_time > 0 else 0.0,
+            prefill_s=prefill_s,
+            ttft_s=prefill_s,
+            latency_s=prefill_s + decode_s,
+            tokens_per_s=(produced - 1) / decode_s if produced > 1 and decode_s > 0 else 0.0,
             finish_reason=row.finish_reason,
+            timing="batched",
         )
+
+    # -- choosing a strategy by measurement -----------------------------------------------------
+
+    def calibrate(self, context: Sequence[dict[str, str]], question: Sequence[dict[str, str]], tokens: int = 24) -> str:
+        """Time a RAG-like and a fine-tuned-like arm side by side both ways; keep the faster strategy.
+
+        Greedy outputs are token-identical either way (tested), so this only changes speed. Without an
+        adapter there is no mixed batch to weigh, and the engine keeps `interleaved`.
+        """
+        settings = DecodingSettings(max_new_tokens=tokens, min_new_tokens=tokens)
+        self._choose_threads([GenerationRequest(context, None)], settings)
+        adapter = next(iter(self._adapters), None)
+        if adapter is None:
+            return self.strategy
+        requests = [GenerationRequest(context, None), GenerationRequest(question, adapter)]
+        timings = self._fastest({name: lambda n=name: self.generate(requests, settings, n) for name in _CANDIDATES})
+        self.calibration.update({f"{k}_s": v for k, v in timings.items()})
+        self.strategy = min(timings, key=timings.__getitem__)
+        return self.strategy
+
+    @staticmethod
+    def _fastest(candidates: dict[Any, Callable[[], object]], repeats: int = 3) -> dict[Any, float]:
+        """Each candidate's best time over `repeats` runs after a warm-up, the candidates taking turns so a
+        busy machine slows them alike."""
+        best = {key: float("inf") for key in candidates}
+        for round_ in range(repeats + 1):
+            for key, run in candidates.items():
+                started = time.perf_counter()
+                run()
+                if round_:  # round 0 warms up
+                    best[key] = min(best[key], time.perf_counter() - started)
+        return {key: round(value, 4) for key, value in best.items()}
+
+    def _choose_threads(self, requests: list[GenerationRequest], settings: DecodingSettings) -> None:
+        """Decoding one row of a small model is a chain of tiny matrix products, where waking a second CPU
+        thread for each costs more than it saves; a large model wants them all. Measure, keep the faster.
+        The count is per thread (OpenMP), so only the worker is affected, not the embedder or the page."""
+        if self.model.device.type != "cpu":
+            return
+        default = self._worker.call(torch.get_num_threads)
+
+        def run_with(threads: int) -> None:
+            self._worker.call(lambda: torch.set_num_threads(threads))
+            self.generate(requests, settings, "interleaved")
+
+        timings = self._fastest({n: lambda n=n: run_with(n) for n in sorted({1, default})})
+        self.threads = min(timings, key=timings.__getitem__)
+        self._worker.call(lambda: torch.set_num_threads(self.threads))
+        self.calibration.update({f"threads_{k}_s": round(v, 4) for k, v in timings.items()})
+
+
+def _plain_lora(layer: Any, internal: str) -> bool:
+    """A LoRA layer whose adapter output is `lora_B(...) * scaling` on a 3-d activation (no DoRA, no
+    embedding or convolution variant), so scaling lora_B's output per row gates the adapter per row."""
+    lora_b = getattr(layer, "lora_B", None)
+    use_dora = getattr(layer, "use_dora", {}).get(internal, False)
+    return lora_b is not None and internal in lora_b and isinstance(lora_b[internal], torch.nn.Linear) and not use_dora
+
+
+class _Cancelled(StoppingCriteria):
+    def __init__(self, flag: threading.Event) -> None:
+        self.flag = flag
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+_CANDIDATES = ("interleaved", "batched")  # what `calibrate` weighs; sequential is for exact figures on request
+
+# How arms run side by side: a new strategy is one method and one entry here.
+SIDE_BY_SIDE: dict[str, Callable[[Engine, _Job], None]] = {
+    "interleaved": Engine._run_interleaved,
+    "sequential": Engine._run_sequential,
+    "batched": Engine._run_batched,
+}
+
+# What the page says about the figures each strategy produces.
+TIMING_NOTES = {
+    "interleaved": (
+        "Each approach ran alone (its own cache, batch of one), the approaches taking turns step by step: "
+        "its figures count only its own retrieval, prefill and decoding steps, as if it were served alone."
+    ),
+    "sequential": (
+        "Each approach ran alone, one after another: its figures are its own retrieval plus its own "
+        "prefill and decoding, measured with nothing else running."
+    ),
+    "batched": (
+        "The answers were decoded in one batch: each approach's retrieval and prefill were timed alone; "
+        "its decoding steps were shared with the other panes."
+    ),
+}

@@ -1,6 +1,9 @@
 """The query pipeline: embed the question → BM25 + dense retrieval over the shared store and the asking
 session's private store → per stage, the better of both → reciprocal rank fusion → per-stage scores →
-prompt builder → the engine-backed generator."""
+prompt builder, and optionally the engine-backed generator.
+
+The comparison service runs it up to the prompt and streams the arms from the engine itself, so that
+closing a stream cancels its generation and retrieval is timed on its own."""
 
 from __future__ import annotations
 
@@ -36,10 +39,12 @@ def query_pipeline(
     private: StoreLookup = _no_private_store,
     keyword_stats: FastDocumentStore | None = None,
     reranker: SentenceTransformersSimilarityRanker | None = None,
+    generator: bool = False,
 ) -> Pipeline:
     """`store` is the shared knowledge base (ours or Qdrant); `private` finds a session's own store by its
     workspace id (see `pipeline_inputs`). `keyword_stats` holds the same chunks as `store` in our own store,
-    whose word counts let private BM25 scores compare with shared ones (default: `store`, when it is ours)."""
+    whose word counts let private BM25 scores compare with shared ones (default: `store`, when it is ours).
+    `generator` ends the pipeline with `EngineGenerator` (a complete RAG pipeline that answers by itself)."""
     pipeline = Pipeline()
     pipeline.add_component(
         "text_embedder",
@@ -59,7 +64,6 @@ def query_pipeline(
     pipeline.add_component("rerank", OptionalRanker(reranker))
     pipeline.add_component("scores", StageScores())
     pipeline.add_component("prompt_builder", rag_prompt_builder())
-    pipeline.add_component("generator", EngineGenerator(engine))
     pipeline.connect("text_embedder.embedding", "dense_retriever.query_embedding")
     pipeline.connect("text_embedder.embedding", "private_dense_retriever.query_embedding")
     pipeline.connect("bm25_retriever.documents", "bm25.documents")
@@ -74,8 +78,10 @@ def query_pipeline(
     pipeline.connect("bm25.documents", "scores.bm25")
     pipeline.connect("dense.documents", "scores.dense")
     pipeline.connect("scores.documents", "prompt_builder.documents")
-    pipeline.connect("scores.documents", "generator.documents")
-    pipeline.connect("prompt_builder.prompt", "generator.messages")
+    if generator:
+        pipeline.add_component("generator", EngineGenerator(engine))
+        pipeline.connect("scores.documents", "generator.documents")
+        pipeline.connect("prompt_builder.prompt", "generator.messages")
     return pipeline
 
 
@@ -94,6 +100,7 @@ def pipeline_inputs(
 ) -> dict[str, dict[str, object]]:
     """The run() data for `query_pipeline`: the question goes to every entry point.
 
+    `generator` (rows, decoding, streaming_callback) goes to the generator when the pipeline has one.
     `mode` switches a retriever off by asking it for no documents, so the fusion ranks the
     other alone; `files` keeps retrieval to those source files; `workspace` adds that session's
     private store; `rerank` has the cross-encoder pick top-k out of more fused candidates.
@@ -117,5 +124,5 @@ def pipeline_inputs(
         "fusion": {"top_k": candidates},
         "rerank": {"query": question, "top_k": top_k, "enabled": rerank},
         "prompt_builder": {"question": question},
-        "generator": {"question": question, **generator},
+        **({"generator": {"question": question, **generator}} if generator else {}),
     }

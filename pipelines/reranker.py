@@ -12,7 +12,7 @@ from pathlib import Path
 from haystack import Document, component
 from haystack_integrations.components.rankers.sentence_transformers import SentenceTransformersSimilarityRanker
 
-from adapters.resolver import hub_offline
+from adapters.resolver import hub_reachable, hub_unavailable_reason
 
 OFF = {"", "none", "off", "0"}
 CANDIDATES_PER_RESULT = 4  # the rerank stage picks top-k out of this many times top-k fused candidates
@@ -36,27 +36,40 @@ def _cached(repo_id: str, local_only: bool) -> Path:
 
 
 def resolve_reranker(spec: str, log: Callable[[str], None] = print) -> RerankerChoice:
-    """Loads the cross-encoder `spec` names; never raises: a missing model means no rerank stage."""
+    """Loads the cross-encoder `spec` names; never raises: a missing model means no rerank stage, said in one line."""
     spec = spec.strip()
     if spec.lower() in OFF:
         return RerankerChoice(None, "", "switched off (PLAYGROUND_RERANKER=none)")
-    folder = Path(spec).expanduser()
     try:
-        if folder.is_dir():
-            path, note = folder, "local folder"
-        else:
-            try:
-                path, note = _cached(spec, local_only=True), "from the local cache"
-            except Exception:  # not cached; the hub is the next place to look
-                if hub_offline():
-                    return RerankerChoice(None, spec, f"{spec} is not in the local cache and the hub is off")
-                path, note = _cached(spec, local_only=False), "downloaded from the hub"
+        found = _locate(spec)
+        if isinstance(found, str):
+            return _none(spec, found, log)
+        path, note = found
         ranker = SentenceTransformersSimilarityRanker(model=str(path), top_k=10, scale_score=True)
         ranker.warm_up()
-    except Exception as error:
-        log(f"no reranker: {spec} could not be loaded ({type(error).__name__}: {error})")
-        return RerankerChoice(None, spec, f"{spec} could not be loaded ({type(error).__name__})")
+    except Exception as error:  # hub errors span several lines: the first one says what went wrong
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        return _none(spec, f"could not be loaded ({type(error).__name__}: {first_line})", log)
     return RerankerChoice(ranker, spec, note)
+
+
+def _locate(spec: str) -> tuple[Path, str] | str:
+    """The model's folder and where it came from, or why there is none (without asking an unreachable hub)."""
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        return folder, "local folder"
+    try:
+        return _cached(spec, local_only=True), "from the local cache"
+    except Exception:  # not cached; the hub is the next place to look
+        pass
+    if not hub_reachable():
+        return f"not in the local cache and {hub_unavailable_reason()}"
+    return _cached(spec, local_only=False), "downloaded from the hub"
+
+
+def _none(spec: str, reason: str, log: Callable[[str], None]) -> RerankerChoice:
+    log(f"reranker {spec}: {reason}; the rerank option is hidden")
+    return RerankerChoice(None, spec, f"{spec}: {reason}")
 
 
 @component

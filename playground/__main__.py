@@ -5,7 +5,7 @@ python -m playground compare "QUESTION" --json
 python -m playground eval --json
 python -m playground finetune --data FILE --json   # train a LoRA adapter on the loaded base model
 python -m playground prepare              # build the demo model and index ahead of time
-python -m playground bench retrieval|ingest|finetune --json
+python -m playground bench retrieval|ingest|finetune|compare --json
 """
 
 from __future__ import annotations
@@ -29,12 +29,23 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", help="runtime data folder (PLAYGROUND_HOME, default .playground)")
     common.add_argument("--base-model", help="hub id or folder of the base model (PLAYGROUND_BASE_MODEL)")
-    common.add_argument("--adapter", help="folder of a PEFT LoRA adapter (PLAYGROUND_ADAPTER)")
+    common.add_argument(
+        "--adapter", help="a registered adapter's name or a PEFT LoRA adapter folder (PLAYGROUND_ADAPTER)"
+    )
     decoding = argparse.ArgumentParser(add_help=False)
     decoding.add_argument("--max-new-tokens", type=int)
     decoding.add_argument("--temperature", type=float)
     decoding.add_argument("--seed", type=int)
     decoding.add_argument("--no-hybrid", action="store_true", help="skip the hybrid answer (adapter + retrieval)")
+    decoding.add_argument("--no-base", action="store_true", help="skip the base model alone (the control)")
+    decoding.add_argument("--arms", help="comma-separated: any of base,rag,finetuned,hybrid (default: all)")
+    decoding.add_argument("--top-k", type=int, help="chunks retrieved (PLAYGROUND_TOP_K)")
+    decoding.add_argument("--retrieval", default="hybrid", help="hybrid, bm25 or dense")
+    decoding.add_argument("--rerank", action="store_true", help="rerank with the cross-encoder")
+    decoding.add_argument("--files", help="comma-separated source files to retrieve from (default: all)")
+    decoding.add_argument(
+        "--timing", help="how the arms run side by side: interleaved, sequential (each alone) or batched"
+    )
 
     top = argparse.ArgumentParser(prog="python -m playground", description="RAG or fine-tuning? playground")
     commands = top.add_subparsers(dest="command")
@@ -63,12 +74,13 @@ def parser() -> argparse.ArgumentParser:
     finetune.add_argument("--backend", default="auto", choices=["auto", "transformers", "unsloth"])
     finetune.add_argument("--json", action="store_true", help="print {name, path, backend, steps, ...}")
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
-    bench.add_argument("target", choices=["retrieval", "ingest", "finetune"])
+    bench.add_argument("target", choices=["retrieval", "ingest", "finetune", "compare"])
     bench.add_argument("--chunks", type=int, help="retrieval: stored chunks (100000); ingest: chunks to index (600)")
     bench.add_argument("--queries", type=int, default=50, help="retrieval only")
     bench.add_argument("--steps", type=int, help="finetune: training steps per side and round (CPU 40, GPU 60)")
-    bench.add_argument("--rounds", type=int, default=5, help="finetune: rounds, the sides taking turns")
+    bench.add_argument("--rounds", type=int, help="rounds, the sides taking turns (finetune 5, compare 3)")
     bench.add_argument("--gpu", action="store_true", help="finetune: Unsloth against transformers + peft on CUDA")
+    bench.add_argument("--tokens", type=int, help="compare: new tokens per arm (64)")
     bench.add_argument("--base", help="finetune: base model folder or hub id (CPU: the demo model)")
     bench.add_argument("--json", action="store_true")
     return top
@@ -80,11 +92,25 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _options(args: argparse.Namespace):
-    from playground.compare import CompareOptions
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 
+
+def _options(args: argparse.Namespace):
+    from playground.compare import ROW_NAMES, CompareOptions
+
+    arms = _list(args.arms) or ROW_NAMES
+    skipped = {name for name, flag in (("hybrid", args.no_hybrid), ("base", args.no_base)) if flag}
     return CompareOptions(
-        hybrid=not args.no_hybrid, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed
+        arms=tuple(arm for arm in arms if arm not in skipped),
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        seed=args.seed,
+        top_k=args.top_k,
+        retrieval=args.retrieval,
+        rerank=args.rerank,
+        files=_list(args.files),
+        timing=args.timing,
     )
 
 
@@ -94,14 +120,19 @@ def _print_comparison(result: dict) -> None:
     for index, chunk in enumerate(result["chunks"], start=1):
         print(f"  [{index}] {chunk['source']} (fused score {chunk['score']:.3f})")
     for name, answer in result["answers"].items():
-        if answer:
-            print(f"\n{name}: {answer['text']}")
+        if answer and "error" in answer:
+            print(f"\n{name}: (no answer) {answer['error']}")
+        elif answer:
+            adapter = f" [adapter {answer['adapter']}]" if answer.get("adapter") else ""
+            print(f"\n{name}{adapter}: {answer['text']}")
             print(
-                f"  {answer['latency_s']:.2f} s total, {answer['ttft_s']:.2f} s to first token, "
+                f"  {answer['latency_s']:.3f} s total, {answer['ttft_s']:.3f} s to first token "
+                f"(retrieval {answer['retrieval_s']:.3f} s, prefill {answer['prefill_s']:.3f} s), "
                 f"{answer['tokens_per_s']:.1f} tokens/s, {answer['prompt_tokens']} prompt + "
                 f"{answer['completion_tokens']} completion tokens"
             )
     print(f"\n{result['summary']}")
+    print(f"How measured: {result['timing']['note']}")
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -109,7 +140,7 @@ def _index(args: argparse.Namespace) -> int:
 
     try:
         reports = index_files(_settings(args), args.paths)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         _log(f"error: {error}")
         return 2
     # A file whose content is indexed already counts as indexed (its chunks are there, once).
@@ -174,17 +205,29 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    for flag in ("chunks", "queries", "steps", "rounds", "tokens"):
+        value = getattr(args, flag, None)
+        if value is not None and value < (2 if flag == "tokens" else 1):
+            raise UserMistake(f"--{flag} must be at least {2 if flag == 'tokens' else 1}, got {value}")
     if args.target == "finetune":
         from playground.bench import finetune
 
         try:
             if args.gpu:
                 steps = finetune.GPU_DEFAULT_STEPS if args.steps is None else args.steps
-                report = finetune.run_gpu_finetune_bench(steps, args.rounds, args.base)
+                report = finetune.run_gpu_finetune_bench(steps, args.rounds or 5, args.base)
             else:
                 steps = finetune.DEFAULT_STEPS if args.steps is None else args.steps
-                report = finetune.run_finetune_bench(steps, args.rounds, args.base)
+                report = finetune.run_finetune_bench(steps, args.rounds or 5, args.base)
         except (ValueError, finetune.BenchUnavailable) as error:
+            _log(f"error: {error}")
+            return 2
+    elif args.target == "compare":
+        from playground.bench.compare import run_compare_bench
+
+        try:
+            report = run_compare_bench(rounds=args.rounds or 3, max_new_tokens=args.tokens or 64)
+        except ValueError as error:
             _log(f"error: {error}")
             return 2
     elif args.target == "ingest":
@@ -208,6 +251,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help"):
         argv = ["serve", *argv]
     args = parser().parse_args(argv)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start say nothing
+    try:
+        return _run(args)
+    except UserMistake as error:
+        _log(f"error: {error}")
+        return 2
+
+
+class UserMistake(Exception):
+    """Something the user typed or set is wrong: one line on stderr, exit code 2."""
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "bench":
         return _bench(args)
     if args.command == "index":
@@ -217,12 +275,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from playground.runtime import start
 
+    items = []
     try:
         settings = _settings(args)
+        if args.command in ("compare", "eval"):
+            from playground.compare import check_request
+
+            check_request(args.question if args.command == "compare" else "-", _options(args))
+        if args.command == "eval":  # a bad question file is found before the models load
+            items = _questions(args, settings)
         runtime = start(settings, log=_log)
-    except (ValueError, FileNotFoundError) as error:
-        _log(f"error: {error}")
-        return 2
+    except (ValueError, OSError) as error:  # bad settings, paths or files
+        raise UserMistake(error) from None
 
     if args.command == "prepare":
         _log(json.dumps({"model": runtime.model.__dict__, "startup": runtime.startup}))
@@ -240,23 +304,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             result = service.compare(args.question, _options(args)).to_json()
         except ValueError as error:
-            _log(f"error: {error}")
-            return 2
+            raise UserMistake(error) from None
         if args.json:
             print(json.dumps(result, indent=2))
         else:
             _print_comparison(result)
         return 0
 
-    from playground.evaluate import evaluate, load_questions
+    from playground.evaluate import evaluate
 
-    items = load_questions(Path(args.questions) if args.questions else settings.eval_data)[: args.limit]
-    report = evaluate(service, items, _options(args), progress=lambda i, n: _log(f"eval: {i}/{n}"))
+    try:
+        report = evaluate(service, items, _options(args), progress=lambda i, n: _log(f"eval: {i}/{n}"))
+    except ValueError as error:
+        raise UserMistake(error) from None
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=2))
     return 0
+
+
+def _questions(args: argparse.Namespace, settings: Settings) -> list:
+    from playground.evaluate import load_questions
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    return load_questions(Path(args.questions) if args.questions else settings.eval_data)[: args.limit]
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
         # The browser's private workspace id, kept in its local storage so a reload finds its uploads again.
         workspace = gr.BrowserState(None, storage_key="playground-workspace")
         gr.Markdown(f"# {TITLE}")
-        gr.Markdown(model_banner(runtime.model), elem_id="model-banner")
+        banner = gr.Markdown(model_banner(runtime.model), elem_id="model-banner")
         with gr.Tab("Compare"):
-            compare_files, compare_adapter = compare_tab.build(service, workspace, finetune.adapter_choices())
+            compare_files, compare_adapter = compare_tab.build(service, workspace, finetune.adapter_choices(), banner)
         with gr.Tab("Documents"):
             refresh, filled = documents_tab.build(documents, workspace, compare_files, service.sources)
         with gr.Tab("Fine-tune"):
@@ -36,12 +36,41 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
         def open_workspace(workspace_id: str | None) -> str:
             return documents.workspace(workspace_id).id
 
+        def current_adapters(chosen: str | None) -> dict:
+            # Adapters trained since the page was served (or by another page) are offered on every load.
+            names = finetune.adapter_choices()
+            return gr.update(choices=names, value=chosen if chosen in names else runtime.model.adapter)
+
         app.load(open_workspace, workspace, workspace, api_visibility="private").then(
             refresh, workspace, filled, api_visibility="private"
-        )
+        ).then(current_adapters, compare_adapter, compare_adapter, api_visibility="private")
     app.queue(default_concurrency_limit=4)
     return app
 
 
 def launch(app: gr.Blocks, host: str, port: int, share: bool) -> None:
-    app.launch(server_name=host, server_port=port, share=share, css=CSS)
+    """Serve until Ctrl-C or SIGTERM; either way the browsers' uploaded files are removed before this returns."""
+    import signal
+    import sys
+    import threading
+
+    from playground.workspaces import close_all
+
+    def interrupt(signum: int, frame: object) -> None:
+        # SIGTERM would end the process without any cleanup; Gradio's wait loop stops the server on this.
+        raise KeyboardInterrupt
+
+    in_main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+    previous = signal.signal(signal.SIGTERM, interrupt) if in_main else None
+    try:
+        app.launch(server_name=host, server_port=port, share=share, css=CSS)
+    except KeyboardInterrupt:  # it came before Gradio's wait loop: stopping is still what was asked
+        pass
+    except OSError as error:  # Gradio could not bind: a user's choice of port or host, not a bug
+        reason = str(error).split(". ")[0]
+        print(f"error: cannot serve on {host}:{port} ({reason}); choose another --port or --host", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        close_all()

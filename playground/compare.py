@@ -1,30 +1,42 @@
-"""The comparison service: one question → RAG, fine-tuned and hybrid answers, streamed side by side."""
+"""The comparison service: one question → base, RAG, fine-tuned and hybrid answers, streamed side by side.
+
+Retrieval runs once (the Haystack query pipeline, up to the prompt) and is timed; then the engine streams
+every arm and the service hands its events straight on. Each arm's figures are what it would cost served
+alone: the arms that read retrieved chunks (RAG, hybrid) carry the retrieval time in their time to first
+token and latency; the others carry none.
+"""
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from haystack.dataclasses import StreamingChunk
-
-from pipelines.components import Row
+from adapters.engine import SIDE_BY_SIDE, TIMING_NOTES, GenerationRequest, RowDone
 from pipelines.indexing import sources_of
-from pipelines.rag import pipeline_inputs
+from pipelines.prompts import plain_messages, to_dicts
+from pipelines.rag import RETRIEVAL_MODES, pipeline_inputs
 from playground.highlight import used_spans
 from playground.metrics import summary
 from playground.runtime import ModelInfo, Runtime
 
-ROW_NAMES = ("rag", "finetuned", "hybrid")
+# The arms, in pane order: the control first. (adapter?, reads the retrieved chunks?)
+ARMS: dict[str, tuple[bool, bool]] = {
+    "base": (False, False),
+    "rag": (False, True),
+    "finetuned": (True, False),
+    "hybrid": (True, True),
+}
+ROW_NAMES = tuple(ARMS)
 MAX_QUESTION_CHARS = 2000
+MAX_TOP_K = 20
+MAX_NEW_TOKENS = 1024
 
 
 @dataclass(frozen=True)
 class CompareOptions:
-    hybrid: bool = True
+    arms: tuple[str, ...] = ROW_NAMES
     max_new_tokens: int | None = None
     temperature: float | None = None
     seed: int | None = None
@@ -34,11 +46,12 @@ class CompareOptions:
     workspace: str | None = None  # the asking session's private workspace, retrieved from as well
     rerank: bool = False  # a cross-encoder reorders the fused candidates (when one is loaded)
     adapter: str | None = None  # which LoRA adapter answers in the fine-tuned and hybrid panes; None: the default
+    timing: str | None = None  # how the arms run side by side (see adapters.engine.SIDE_BY_SIDE); None: the engine's
 
 
 @dataclass
 class Comparison:
-    """The comparison so far; `done` once every row has finished."""
+    """The comparison so far; `done` once every arm has finished."""
 
     question: str
     model: ModelInfo
@@ -48,6 +61,9 @@ class Comparison:
     chunks: list[dict[str, Any]] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # arms that could not answer, and why
+    adapters: dict[str, str | None] = field(default_factory=dict)  # which adapter answers in each arm
+    timing: str = ""
     retrieval_s: float | None = None
     total_s: float | None = None
     done: bool = False
@@ -56,7 +72,14 @@ class Comparison:
     def summary(self) -> str:
         return summary(self.answers) if self.done else ""
 
+    @property
+    def timing_note(self) -> str:
+        return TIMING_NOTES.get(self.timing, "")
+
     def to_json(self) -> dict[str, Any]:
+        answers: dict[str, Any] = {name: self.answers.get(name) for name in ROW_NAMES}
+        for name, error in self.errors.items():
+            answers[name] = {"error": error, "adapter": self.adapters.get(name)}
         return {
             "question": self.question,
             "model": {
@@ -66,8 +89,9 @@ class Comparison:
                 "note": self.model.note,
             },
             "chunks": self.chunks,
-            "answers": {name: self.answers.get(name) for name in ROW_NAMES},
+            "answers": answers,
             "summary": self.summary,
+            "timing": {"strategy": self.timing, "note": self.timing_note},
             "retrieval_s": self.retrieval_s,
             "total_s": self.total_s,
             "decoding": self.decoding,
@@ -76,24 +100,54 @@ class Comparison:
 
 
 def _chunk_json(document: Any) -> dict[str, Any]:
-    scores = document.meta.get("scores", {})
     return {
         "source": document.meta.get("file_path", ""),
         "content": document.content or "",
         "score": document.score,
-        "scores": scores,
+        "scores": document.meta.get("scores", {}),
         "private": bool(document.meta.get("private")),  # from the asking session's own uploads
     }
 
 
-_ANSWER_FIELDS = ("text", "latency_s", "ttft_s", "prompt_tokens", "completion_tokens", "tokens_per_s", "finish_reason")
-
-
 def _mark_used(state: Comparison) -> None:
     """Each chunk's spans that the answers which read it (RAG, hybrid) repeat, for highlighting."""
-    readers = [state.texts[name] for name in ("rag", "hybrid") if name in state.texts]
+    readers = [state.texts[name] for name in ("rag", "hybrid") if state.answers.get(name)]
     for chunk in state.chunks:
         chunk["used"] = [list(span) for span in used_spans(chunk["content"], readers)]
+
+
+def stages_of(mode: str, rerank: bool) -> list[str]:
+    """The retrieval stages that run in `mode`: only their scores mean anything."""
+    stages = {"hybrid": ["bm25", "dense", "fused"], "bm25": ["bm25"], "dense": ["dense"]}[mode]
+    return [*stages, "rerank"] if rerank else stages
+
+
+def check_request(question: str, options: CompareOptions) -> str:
+    """What can be checked before any model loads: the question (stripped) and the options' ranges."""
+    question = (question or "").strip()
+    if not question:
+        raise ValueError("Type a question first.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ValueError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}.")
+    unknown = [arm for arm in options.arms if arm not in ARMS]
+    if unknown or not options.arms:
+        raise ValueError(f"arms must be one or more of {', '.join(ARMS)}; got {', '.join(options.arms) or 'none'}")
+    if options.retrieval not in RETRIEVAL_MODES:
+        raise ValueError(f"retrieval mode is {options.retrieval!r}; expected one of {', '.join(RETRIEVAL_MODES)}")
+    if options.top_k is not None and not 1 <= options.top_k <= MAX_TOP_K:
+        raise ValueError(f"top-k must be between 1 and {MAX_TOP_K}, got {options.top_k}")
+    check_decoding(options.max_new_tokens, options.temperature)
+    if options.timing is not None and options.timing not in SIDE_BY_SIDE:
+        raise ValueError(f"timing is {options.timing!r}; expected one of {', '.join(SIDE_BY_SIDE)}")
+    return question
+
+
+def check_decoding(max_new_tokens: int | None, temperature: float | None, where: str = "") -> None:
+    """`where` names the setting the values came from (e.g. an environment variable) when not the request."""
+    if max_new_tokens is not None and not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
+        raise ValueError(f"max new tokens{where} must be between 1 and {MAX_NEW_TOKENS}, got {max_new_tokens}")
+    if temperature is not None and not 0 <= temperature <= 2:
+        raise ValueError(f"temperature{where} must be between 0 and 2, got {temperature}")
 
 
 class CompareService:
@@ -107,89 +161,120 @@ class CompareService:
         private = self.runtime.workspaces.store(workspace) if workspace else None
         return sorted(set(self.runtime.shared_sources) | set(sources_of(private) if private else ()))
 
-    def rows(self, options: CompareOptions) -> list[Row]:
-        adapter = options.adapter or self.runtime.model.adapter
-        if adapter and adapter not in self.runtime.engine.adapters:
-            if self.attach is None:
-                raise ValueError(f"The adapter {adapter!r} is not loaded.")
-            self.attach(adapter)
-        rows = [Row("rag", None, True)]
-        if adapter:
-            rows.append(Row("finetuned", adapter, False))
-            if options.hybrid:
-                rows.append(Row("hybrid", adapter, True))
-        return rows
-
     def compare(self, question: str, options: CompareOptions = CompareOptions()) -> Comparison:
         *_, final = self.stream(question, options)
         return final
 
-    def stream(self, question: str, options: CompareOptions = CompareOptions()) -> Iterator[Comparison]:
-        """Yield the comparison after every retrieved-documents event, text delta and finished row."""
-        question = (question or "").strip()
-        if not question:
-            raise ValueError("Type a question first.")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise ValueError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}.")
+    def check(self, question: str, options: CompareOptions) -> str:
+        """The question, stripped; raises ValueError with a message for the user on any bad input."""
+        question = check_request(question, options)
         if options.rerank and not self.runtime.reranker.available:
             raise ValueError(f"No reranker model is loaded: {self.runtime.reranker.note}.")
-        rows = self.rows(options)
+        return question
+
+    def _adapter(self, options: CompareOptions, state: Comparison) -> str | None:
+        """The adapter the adapter arms use, attached if needed; a failure becomes those arms' error."""
+        adapter = options.adapter or self.runtime.model.adapter
+        if not adapter:
+            reason = f"No LoRA adapter has been trained on {self.runtime.model.base} yet (Fine-tune tab)."
+        elif adapter in self.runtime.engine.adapters:
+            return adapter
+        elif self.attach is None:
+            loaded = ", ".join(sorted(self.runtime.engine.adapters)) or "none"
+            raise ValueError(f"No adapter named {adapter!r} is loaded (loaded: {loaded}).")
+        else:
+            try:
+                self.attach(adapter)
+                return adapter
+            except ValueError:  # no adapter by that name: the question is refused with the reason
+                raise
+            except Exception as error:  # a broken adapter: its panes say why, the others still answer
+                reason = f"The adapter {adapter!r} could not be loaded ({type(error).__name__}: {error})"
+        for arm in state.rows:
+            if ARMS[arm][0]:
+                state.errors[arm] = reason
+        return None
+
+    def stream(self, question: str, options: CompareOptions = CompareOptions()) -> Iterator[Comparison]:
+        """Yield the comparison after retrieval, after every text delta and after every finished arm."""
+        question = self.check(question, options)
+        started = time.perf_counter()
         decoding = self.runtime.decoding(
             max_new_tokens=options.max_new_tokens, temperature=options.temperature, seed=options.seed
         )
+        check_decoding(decoding.max_new_tokens, decoding.temperature, " (PLAYGROUND_MAX_NEW_TOKENS / _TEMPERATURE)")
+        top_k = options.top_k or self.runtime.settings.top_k
         retrieval = {
-            "top_k": options.top_k or self.runtime.settings.top_k,
+            "top_k": top_k,
             "mode": options.retrieval,
             "files": list(options.files),
             "rerank": options.rerank,
+            "stages": stages_of(options.retrieval, options.rerank),
         }
-        events: queue.Queue = queue.Queue()
-        data = pipeline_inputs(
-            question,
-            **retrieval,
-            workspace=options.workspace,
-            rows=rows,
-            decoding=decoding,
-            streaming_callback=events.put,
-        )
-        model = replace(self.runtime.model, adapter=next((r.adapter for r in rows if r.adapter), None))
-        state = Comparison(question, model, [r.name for r in rows], vars(decoding).copy(), retrieval)
-        state.texts = {r.name: "" for r in rows}
-        done = object()
-        started = time.perf_counter()
-
-        def work() -> None:
-            try:
-                result = self.runtime.pipeline.run(data)
-                events.put(result)
-            except BaseException as error:  # re-raised on the consuming side
-                events.put(error)
-            finally:
-                events.put(done)
-
-        threading.Thread(target=work, name="compare", daemon=True).start()
-        while (event := events.get()) is not done:
-            if isinstance(event, BaseException):
-                raise event
-            if isinstance(event, StreamingChunk):
-                self._apply(state, event, started)
+        arms = [arm for arm in ROW_NAMES if arm in options.arms]
+        state = Comparison(question, self.runtime.model, arms, vars(decoding).copy(), retrieval)
+        state.timing = options.timing or self.runtime.engine.strategy
+        adapter = self._adapter(options, state)
+        state.model = replace(self.runtime.model, adapter=adapter or options.adapter or self.runtime.model.adapter)
+        state.adapters = {arm: (state.model.adapter if ARMS[arm][0] else None) for arm in arms}
+        state.texts = {arm: state.errors.get(arm, "") for arm in arms}
+        running = [arm for arm in arms if arm not in state.errors]
+        context: list[dict[str, str]] = []
+        if any(ARMS[arm][1] for arm in running):
+            retrieving = time.perf_counter()
+            context = self._retrieve(question, options, retrieval, state)
+            state.retrieval_s = time.perf_counter() - retrieving
+        else:
+            state.retrieval_s = 0.0
+        yield state
+        requests = [
+            GenerationRequest(context if ARMS[arm][1] else plain_messages(question), adapter if ARMS[arm][0] else None)
+            for arm in running
+        ]
+        if requests:
+            for event in self.runtime.engine.stream(requests, decoding, state.timing):
+                arm = running[event.row]
+                if isinstance(event, RowDone):
+                    state.answers[arm] = self._answer(arm, asdict(event.result), state.retrieval_s)
+                    state.texts[arm] = event.result.text
+                else:
+                    state.texts[arm] += event.text
                 yield state
-            elif isinstance(event, dict):  # the pipeline's final outputs
-                state.total_s = time.perf_counter() - started
-                _mark_used(state)
-                state.done = True
+        state.total_s = time.perf_counter() - started
+        _mark_used(state)
+        state.done = True
         yield state
 
+    def _retrieve(
+        self, question: str, options: CompareOptions, retrieval: dict[str, Any], state: Comparison
+    ) -> list[dict[str, str]]:
+        """Run the query pipeline up to the prompt; the chunks go to the state, the prompt is returned."""
+        data = pipeline_inputs(
+            question,
+            top_k=retrieval["top_k"],
+            mode=retrieval["mode"],
+            files=retrieval["files"],
+            rerank=retrieval["rerank"],
+            workspace=options.workspace,
+        )
+        outputs = self.runtime.pipeline.run(data, include_outputs_from={"scores"})
+        state.chunks = [_chunk_json(d) for d in outputs["scores"]["documents"]]
+        return to_dicts(outputs["prompt_builder"]["prompt"])
+
     @staticmethod
-    def _apply(state: Comparison, chunk: StreamingChunk, started: float) -> None:
-        if chunk.meta.get("event") == "retrieved":
-            state.retrieval_s = time.perf_counter() - started
-            state.chunks = [_chunk_json(d) for d in chunk.meta["documents"]]
-            return
-        row = chunk.meta["row"]
-        if chunk.finish_reason is not None:
-            result = chunk.meta["result"]
-            state.answers[row] = {k: result[k] for k in _ANSWER_FIELDS}
-            state.texts[row] = result["text"]
-        else:
-            state.texts[row] += chunk.content
+    def _answer(arm: str, result: dict[str, Any], retrieval_s: float | None) -> dict[str, Any]:
+        """The arm's figures as if it were served alone: retrieval (if it reads chunks) + its own generation."""
+        retrieval = (retrieval_s or 0.0) if ARMS[arm][1] else 0.0
+        return {
+            "text": result["text"],
+            "adapter": result["adapter"],
+            "retrieval_s": retrieval,
+            "prefill_s": result["prefill_s"],
+            "ttft_s": retrieval + result["ttft_s"],
+            "latency_s": retrieval + result["latency_s"],
+            "tokens_per_s": result["tokens_per_s"],
+            "prompt_tokens": result["prompt_tokens"],
+            "completion_tokens": result["completion_tokens"],
+            "finish_reason": result["finish_reason"],
+            "timing": result["timing"],
+        }

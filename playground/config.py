@@ -62,6 +62,8 @@ class Settings:
     reranker: str = field(default_factory=lambda: _env("PLAYGROUND_RERANKER", DEFAULT_RERANKER))
     document_store: str = field(default_factory=lambda: _env("PLAYGROUND_DOCUMENT_STORE", "fast"))
     qdrant_url: str = field(default_factory=lambda: _env("PLAYGROUND_QDRANT_URL", ""))
+    # How the arms run side by side: auto (measured at start), interleaved, sequential or batched.
+    side_by_side: str = field(default_factory=lambda: _env("PLAYGROUND_SIDE_BY_SIDE", "auto"))
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

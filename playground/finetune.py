@@ -6,6 +6,7 @@ once and the Compare tab can use it without reloading anything.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -140,8 +141,13 @@ class FinetuneService:
     # ---- adapters ----------------------------------------------------------------------------------------------
 
     def adapters(self) -> list[AdapterInfo]:
-        """Adapters trained on the loaded base model, newest first."""
-        return self.registry.list(self.runtime.model.base)
+        """The adapter the app started with (the demo adapter may live outside the registry), then the others
+        trained on the loaded base model, newest first."""
+        registered = self.registry.list(self.runtime.model.base)
+        startup = startup_adapter(self.runtime, self.registry)
+        if startup is None:
+            return registered
+        return [startup] + [a for a in registered if a.name != startup.name]
 
     def adapter_choices(self) -> list[str]:
         """What the Compare tab offers: the adapter loaded at start, then the registered ones."""
@@ -160,6 +166,8 @@ class FinetuneService:
     def delete(self, name: str) -> None:
         if name == self.runtime.model.adapter:
             raise ValueError(f"{name} is the adapter the app started with; it cannot be deleted from the page.")
+        if self.registry.get(name) is None:
+            raise ValueError(f"No adapter named {name!r} is registered; there is nothing to delete.")
         self.runtime.engine.unload_adapter(name)
         self.registry.delete(name)
 
@@ -244,3 +252,124 @@ def _check_settings(lora: dict[str, Any], fit: dict[str, Any], holdout: float) -
         problems.append("the hold-out share must be between 0 and 50 %")
     if problems:
         raise ValueError("Check the settings: " + "; ".join(problems) + ".")
+
+
+# ---- what the Fine-tune tab's tables show -------------------------------------------------------------------------
+
+STATS_HEADERS = ["Measure", "Value"]
+# Three different losses, each named: the last step's training loss (noisy), the training loss smoothed over the
+# last steps (what a finished adapter records), and the loss on the held-out examples (never trained on).
+JOB_HEADERS = ["Job", "Adapter", "State", "Step", "Train loss (last step)", "Held-out loss", "Message"]
+ADAPTER_HEADERS = [
+    "Adapter",
+    "Status",
+    "Dataset",
+    "Steps",
+    "Train loss (smoothed)",
+    "Held-out loss",
+    "Backend",
+    "Minutes",
+    "Trained (UTC)",
+]
+STARTUP = "startup adapter (protected)"
+
+
+def startup_adapter(runtime: Runtime, registry: AdapterRegistry) -> AdapterInfo | None:
+    """The adapter the app started with: its registry entry, or what its folder says (the demo adapter's folder
+    has no registry metadata, but the demo model's build record has its training figures)."""
+    name = runtime.model.adapter
+    folder = runtime.engine.adapters.get(name) if name else None
+    if name is None or folder is None:
+        return None
+    info = registry.get(name) or AdapterRegistry(Path(folder).parent).get(Path(folder).name)
+    info = info or AdapterInfo(name=name, base_model=runtime.model.base, path=str(folder))
+    info.name, info.base_model = name, runtime.model.base
+    if not info.steps:
+        _fill_from_demo_build(info, Path(folder).parent / "build_info.json", runtime.settings.finetune_data)
+    return info
+
+
+def _fill_from_demo_build(info: AdapterInfo, record: Path, data: Path) -> None:
+    try:
+        training = json.loads(record.read_text()).get("adapter_training") or {}
+    except (OSError, ValueError):
+        return
+    info.steps = int(training.get("steps") or 0)
+    info.train_loss = training.get("loss")  # smoothed over the last steps, as a job's train_loss
+    info.duration_s = float(training.get("seconds") or 0.0)
+    info.dataset = {"file": Path(data).name, "examples": training.get("examples")}
+    info.backend = info.backend or "transformers"
+
+
+def registered_names(service: FinetuneService) -> list[str]:
+    """Adapters the page can delete, export or push: those in the registry (the startup one only if it is there,
+    and Delete refuses it)."""
+    return [a.name for a in service.registry.list(service.runtime.model.base)]
+
+
+def _figure(value: float | None, digits: int = 4) -> str:
+    return "–" if value is None or value != value else f"{value:.{digits}f}"  # NaN: no step ran
+
+
+def adapter_rows(service: FinetuneService) -> list[list[Any]]:
+    startup = service.runtime.model.adapter
+    return [
+        [
+            a.name,
+            f"{a.status} · {STARTUP}" if a.name == startup else a.status,
+            a.dataset.get("file") or "–",
+            a.steps or "–",
+            _figure(a.train_loss),
+            _figure(a.eval_loss),
+            a.backend or "–",
+            round(a.duration_s / 60, 1) if a.duration_s else "–",
+            a.created.replace("T", " ")[:16] or "–",
+        ]
+        for a in service.adapters()
+    ]
+
+
+def job_rows(views: list[JobView]) -> list[list[Any]]:
+    return [
+        [
+            v.id,
+            v.adapter or v.name,
+            v.state,
+            f"{v.step}/{v.total_steps}" if v.total_steps else "–",
+            _figure(v.loss),
+            _figure(v.eval_loss),
+            v.error,
+        ]
+        for v in views
+    ]
+
+
+def stats_rows(stats: dict[str, Any]) -> list[list[str]]:
+    """The dataset's counts as (measure, value) rows with units; what was not measured is left out."""
+    rows = [["Format", stats.get("format") or "not recognised"], ["Problems", str(stats.get("problems", 0))]]
+    if "count" not in stats:
+        return rows
+    rows += [
+        ["Examples", str(stats["count"])],
+        ["Length per example, mean (chat template included)", f"{stats['avg_tokens']:.1f} tokens"],
+        ["Length per example, longest", f"{stats['max_tokens']} tokens"],
+    ]
+    if stats.get("max_seq_length") is not None and stats.get("over_max_length") is not None:
+        over = stats["over_max_length"]
+        rows.append([f"Longer than {stats['max_seq_length']} tokens (the max sequence length)", _over(over)])
+    rows.append(["Duplicates (same question and answer)", _duplicates(stats.get("duplicate_lines") or [])])
+    for sample in stats.get("samples") or []:
+        rows.append([f"Example, line {sample['line']}", f"Q: {sample['question']} → A: {sample['answer']}"])
+    return rows
+
+
+def _over(count: int) -> str:
+    return "none" if not count else f"{count} example{'s' if count > 1 else ''}: training cuts the prompt's start"
+
+
+def _duplicates(pairs: list[list[int]], shown: int = 5) -> str:
+    if not pairs:
+        return "none"
+    lines = ", ".join(f"line {line} repeats line {first}" for line, first in pairs[:shown])
+    more = f", and {len(pairs) - shown} more" if len(pairs) > shown else ""
+    return f"{len(pairs)}: {lines}{more}"

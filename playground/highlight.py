@@ -1,40 +1,85 @@
-"""Which parts of a retrieved chunk an answer used: runs of words the answer repeats, and its numbers."""
+"""Which parts of a retrieved chunk an answer used: runs of words it repeats, and its numbers with their units."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-# Words with inner dots, commas and apostrophes kept whole, so "6.5", "1,299" and "don't" are one word each.
-_WORD = re.compile(r"\w+(?:[.,']\w+)*")
+# A word keeps inner dots, commas, apostrophes and hyphens, a leading currency sign and a trailing percent, so
+# "6.5", "1,299", "don't", "4-year", "$349" and "20%" are one word each: "4-year" is never "5-year" or "year".
+_WORD = re.compile(r"[$€£]?\w+(?:[.,'’-]\w+)*%?")
 MIN_RUN = 4  # shorter shared runs are mostly phrasing ("the price of"), not content taken from the chunk
+# Words after a number that are not what it counts ("$349 and", "12 of"): the number stands alone then.
+_NOT_UNITS = frozenset({"a", "an", "and", "at", "by", "for", "from", "in", "is", "of", "on", "or", "the", "to", "with"})
+
+NumberKey = tuple[str, str | None]  # the number as written, and the unit word after it (None: none)
 
 
 def _words(text: str) -> list[re.Match[str]]:
     return list(_WORD.finditer(text))
 
 
+def _numbers(text: str, found: Sequence[re.Match[str]]) -> list[tuple[int, NumberKey]]:
+    """(index, key) of every number, with its unit when the next word is one ("4 lb", "12 people"). A single
+    digit with no unit is left out: "Summit 2" or "2 of them" match another sentence's "2" too often by chance."""
+    numbers = []
+    for i, match in enumerate(found):
+        word = match.group().lower()
+        if any(ch.isdigit() for ch in word):
+            unit = _unit(text, found, i)
+            if len(word) > 1 or unit is not None:
+                numbers.append((i, (word, unit)))
+    return numbers
+
+
+def _unit(text: str, found: Sequence[re.Match[str]], i: int) -> str | None:
+    if i + 1 >= len(found) or text[found[i].end() : found[i + 1].start()].strip():  # punctuation ends the number
+        return None
+    word = found[i + 1].group().lower()
+    return None if word in _NOT_UNITS or any(ch.isdigit() for ch in word) else word
+
+
 def used_spans(chunk: str, answers: Iterable[str], min_run: int = MIN_RUN) -> list[tuple[int, int]]:
-    """Character spans of `chunk` that appear in any answer: runs of `min_run`+ words in the same order, and
-    numbers (words of 2+ characters with a digit) the answer states. Spans are sorted and do not overlap."""
+    """Character spans of `chunk` an answer repeats verbatim: runs of `min_run`+ words in the same order, and
+    numbers together with their unit. Spans are sorted and do not overlap."""
     runs: set[tuple[str, ...]] = set()
-    numbers: set[str] = set()
+    said_numbers: dict[str, set[str | None]] = {}
     for answer in answers:
-        said = [m.group().lower() for m in _words(answer)]
+        found = _words(answer)
+        said = [m.group().lower() for m in found]
         runs.update(tuple(said[i : i + min_run]) for i in range(len(said) - min_run + 1))
-        # Single digits ("2 people", "Summit 2") match too much by chance to count alone.
-        numbers.update(w for w in said if len(w) > 1 and any(ch.isdigit() for ch in w))
+        for _, (number, unit) in _numbers(answer, found):
+            said_numbers.setdefault(number, set()).add(unit)
     found = _words(chunk)
     words = [m.group().lower() for m in found]
-    used = [w in numbers for w in words]
+    used = [False] * len(words)
+    for i, key in _numbers(chunk, found):
+        width = _said_width(key, said_numbers)
+        used[i : i + width] = [True] * width
     for i in range(len(words) - min_run + 1):
         if tuple(words[i : i + min_run]) in runs:
             used[i : i + min_run] = [True] * min_run
+    return _join(chunk, found, used)
+
+
+def _said_width(key: NumberKey, said: dict[str, set[str | None]]) -> int:
+    """How many words of a chunk's number an answer repeats: 2 with the same unit, 1 for the number alone when
+    one side gives no unit ("it costs 12." against "12 lb"), 0 when the units differ ("4 lb" against "4 oz")."""
+    number, unit = key
+    units = said.get(number, set()) | said.get(number.lstrip("$€£"), set())  # "349" said, "$349" written
+    if unit is not None and unit in units:
+        return 2
+    return 1 if units and (unit is None or None in units) else 0
+
+
+def _join(text: str, found: Sequence[re.Match[str]], used: Sequence[bool]) -> list[tuple[int, int]]:
+    """Neighbouring used words become one span across spaces and punctuation, never across an unused word
+    (it would be marked as repeated) nor across a sentence end."""
     spans: list[tuple[int, int]] = []
-    for match, is_used in zip(found, used, strict=True):
+    for i, (match, is_used) in enumerate(zip(found, used, strict=True)):
         if not is_used:
             continue
-        if spans and _only_space_between(chunk, spans[-1][1], match.start()):
+        if spans and used[i - 1] and _only_space_between(text, spans[-1][1], match.start()):
             spans[-1] = (spans[-1][0], match.end())
         else:
             spans.append((match.start(), match.end()))
@@ -42,6 +87,5 @@ def used_spans(chunk: str, answers: Iterable[str], min_run: int = MIN_RUN) -> li
 
 
 def _only_space_between(text: str, end: int, start: int) -> bool:
-    """Joins neighbouring used words into one span across spaces and punctuation, not across sentences."""
     gap = text[end:start]
     return len(gap) <= 3 and not any(ch in ".!?\n" for ch in gap)

@@ -370,11 +370,11 @@ def _progress_line(event: dict[str, Any]) -> str:
     if kind == "step":
         eta = event.get("eta_s")
         return (
-            f"step {event['step']}/{event['total_steps']} loss {event['loss']:.4f} "
+            f"step {event['step']}/{event['total_steps']} train loss (last step) {event['loss']:.4f} "
             f"{event.get('tokens_per_s', 0):.0f} tokens/s" + (f", ETA {eta:.0f} s" if eta is not None else "")
         )
     if kind == "eval":
-        return f"eval loss {event['eval_loss']:.4f} at step {event['step']}"
+        return f"held-out loss {event['eval_loss']:.4f} at step {event['step']}"
     if kind == "backend":
         return f"backend: {event['name']} ({event['reason']})"
     if kind == "dataset":

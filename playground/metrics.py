@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-LABELS = {"rag": "RAG", "finetuned": "the fine-tuned model", "hybrid": "the hybrid"}
+LABELS = {"base": "the base model", "rag": "RAG", "finetuned": "the fine-tuned model", "hybrid": "the hybrid"}
+NAMES = {"base": "Base (control)", "rag": "RAG", "finetuned": "Fine-tuned", "hybrid": "Hybrid"}
 
 
 def _tokens(answer: Mapping[str, Any]) -> int:
@@ -43,28 +44,37 @@ def summary(answers: Mapping[str, Mapping[str, Any]]) -> str:
     return text[0].upper() + text[1:] + "."
 
 
+def arm_label(name: str, adapter: str | None) -> str:
+    """'Fine-tuned (adapter train)': which arm, and which adapter answered in it."""
+    label = NAMES.get(name, name)
+    return f"{label} (adapter {adapter})" if adapter else label
+
+
 def table_rows(answers: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
-    """Rows for the metrics table, one per answer."""
+    """Rows for the metrics table, one per answer, in pane order."""
+    order = list(NAMES)
     return [
         [
-            LABELS.get(name, name).replace("the ", "").capitalize() if name != "rag" else "RAG",
-            round(float(a["latency_s"]), 2),
-            round(float(a["ttft_s"]), 2),
+            arm_label(name, a.get("adapter")),
+            round(float(a.get("retrieval_s", 0.0)), 3),
+            round(float(a.get("prefill_s", 0.0)), 3),
+            round(float(a["ttft_s"]), 3),
+            round(float(a["latency_s"]), 3),
             round(float(a["tokens_per_s"]), 1),
             int(a["prompt_tokens"]),
             int(a["completion_tokens"]),
         ]
-        for name, a in sorted(
-            answers.items(), key=lambda item: list(LABELS).index(item[0]) if item[0] in LABELS else 99
-        )
+        for name, a in sorted(answers.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99)
     ]
 
 
 TABLE_HEADERS = [
     "answer",
-    "total latency (s)",
+    "retrieval (s)",
+    "prefill (s)",
     "time to first token (s)",
-    "tokens/s",
+    "total (s)",
+    "decode tokens/s",
     "prompt tokens",
     "completion tokens",
 ]

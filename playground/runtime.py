@@ -18,7 +18,7 @@ from adapters.resolver import ResolvedModel, adapter_base, resolve_model
 from pipelines.embedder import EmbedderInfo, resolve_embedder
 from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings, chunks_of, load_or_index, sources_of
-from pipelines.prompts import rag_messages
+from pipelines.prompts import plain_messages, rag_messages
 from pipelines.rag import query_pipeline
 from pipelines.reranker import RerankerChoice, resolve_reranker
 from pipelines.store import STORE_KINDS, copy_to_qdrant
@@ -128,10 +128,14 @@ def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
     if added:
         log(f"knowledge base: {added} more chunks from {knowledge_base_path(settings)}")
     started = time.perf_counter()
-    engine = Engine.load(base.path, name=base.name, device=settings.device or None)
+    engine = Engine.load(base.path, name=base.name, device=settings.device or None, strategy=settings.side_by_side)
     _timed(timings, "model_load_s", started)
 
     adapter_name = _attach_adapter(engine, settings, base, resolved.demo, log)
+    if settings.side_by_side == "auto":
+        started = time.perf_counter()
+        _calibrate(engine, store, log)
+        _timed(timings, "side_by_side_calibration_s", started)
     shared: DocumentStore = store
     if settings.document_store == "qdrant":
         started = time.perf_counter()
@@ -176,12 +180,12 @@ def _attach_adapter(
     demo: demo_model.DemoModel | None,
     log: Callable[[str], None],
 ) -> str | None:
-    """Load the adapter asked for, else the demo adapter, else the newest one trained on this base."""
+    """Load the adapter asked for (a folder or a registered name), else the demo adapter, else the newest
+    one trained on this base."""
     if settings.adapter:
-        path = Path(settings.adapter).expanduser()
-        name = path.name
-        engine.load_adapter(name, path)
-        return name
+        path = adapter_folder(settings.adapter, settings.home / "adapters")
+        engine.load_adapter(path.name, path)
+        return path.name
     if demo is not None:
         engine.load_adapter(demo_model.DEMO_ADAPTER_NAME, demo.adapter_path)
         return demo_model.DEMO_ADAPTER_NAME
@@ -195,3 +199,24 @@ def _attach_adapter(
         return folder.name
     log(f"no LoRA adapter trained on {base.name} yet: the fine-tuned and hybrid panes stay empty")
     return None
+
+
+def adapter_folder(spec: str, registry: Path) -> Path:
+    """An adapter given as a folder or as the name of one registered under `registry`; never the hub."""
+    path = Path(spec).expanduser()
+    for candidate in (path, registry / spec):
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+    known = sorted(p.parent.name for p in registry.glob("*/adapter_config.json"))
+    listed = f"registered: {', '.join(known)}" if known else f"none is registered under {registry}"
+    raise ValueError(f"no LoRA adapter folder or registered adapter named {spec!r} ({listed})")
+
+
+def _calibrate(engine: Engine, store: FastDocumentStore, log: Callable[[str], None]) -> None:
+    """Measure whether one mixed-adapter batch or arms taking turns alone is faster for this model."""
+    chunks = chunks_of(store)[:3]
+    question = "What does the warranty cover?"
+    strategy = engine.calibrate(rag_messages(question, chunks), plain_messages(question))
+    if engine.calibration:
+        figures = ", ".join(f"{k} {v:.3f}" for k, v in engine.calibration.items())
+        log(f"side by side: {strategy} is faster for this model ({figures})")

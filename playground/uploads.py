@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,35 @@ def table_row(report: FileReport) -> list[Any]:
     return [report.file, report.status, pages, report.characters, report.chunks, report.error]
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def upload_message(reports: Sequence[FileReport]) -> str:
+    """What one upload did, counted from its own reports (Markdown): how many of its files were indexed, into
+    how many chunks, and each file that was skipped or failed with the reason, which names the file."""
+    indexed = [r for r in reports if r.status == "indexed"]
+    skipped = [r for r in reports if r.status == "skipped"]
+    failed = [r for r in reports if r.status not in {"indexed", "skipped"}]
+    message = f"Indexed {len(indexed)} of {_count(len(reports), 'file')}"
+    if indexed:
+        message += f" ({_count(sum(r.chunks for r in indexed), 'chunk')})"
+    others = [f"{len(skipped)} skipped as already indexed"] if skipped else []
+    others += [f"{len(failed)} could not be indexed"] if failed else []
+    if not others:
+        return message + "."
+    reasons = [r.error for r in skipped + failed]
+    if len(reasons) == 1:
+        return f"{message}; {others[0]}: {reasons[0]}"
+    return f"{message}; {' and '.join(others)}:\n" + "".join(f"\n- {reason}" for reason in reasons)
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    rows: list[list[Any]]  # the whole table of the workspace's files
+    message: str  # what this upload did
+
+
 class DocumentsService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -35,11 +65,15 @@ class DocumentsService:
         return self.workspaces.open(workspace_id)
 
     def upload(self, workspace_id: str | None, paths: Sequence[Path], progress: Progress | None = None) -> list[Any]:
+        return self.add(workspace_id, paths, progress).rows
+
+    def add(self, workspace_id: str | None, paths: Sequence[Path], progress: Progress | None = None) -> Uploaded:
+        """Index the files into the workspace: its table and a message on what became of these files."""
         workspace = self.workspace(workspace_id)
         if not paths:
             raise ValueError("Choose one or more files to upload first.")
-        self.workspaces.upload(workspace, paths, progress)
-        return self.table(workspace)
+        reports = self.workspaces.upload(workspace, paths, progress)
+        return Uploaded(self.table(workspace), upload_message(reports))
 
     def table(self, workspace: Workspace) -> list[list[Any]]:
         return [table_row(report) for report in workspace.reports.values()]

@@ -2,18 +2,19 @@
 
 The shared knowledge base stays read-only; each workspace has its own in-memory store and keeps copies of its
 indexed files on disk so they can be re-indexed with other chunk settings. Workspaces live as long as the
-process, and are dropped with their files after a while unused.
+process, and are dropped with their files after a while unused; their folder goes when the process ends (or, after a
+crash, when the next one starts).
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import re
 import secrets
 import shutil
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -73,7 +74,17 @@ class Workspaces:
         self._workspaces: dict[str, Workspace] = {}
         self._lock = threading.Lock()
         _remove_orphans(parent)
-        atexit.register(shutil.rmtree, self.root, ignore_errors=True)
+        _remove_unshared(self.root)  # left by a crashed process with our pid: containers reuse pids
+        _OPEN.add(self)
+        # Also runs at interpreter exit, or when this object is collected without close().
+        self._remove_folder = weakref.finalize(self, _remove_unshared, self.root)
+
+    def close(self) -> None:
+        """Forget every workspace and remove this process's copies of the uploaded files; safe to call twice."""
+        with self._lock:
+            self._workspaces.clear()
+            _OPEN.discard(self)
+            self._remove_folder()
 
     @staticmethod
     def new_id() -> str:
@@ -158,6 +169,20 @@ class Workspaces:
             if now - workspace.used > self.idle_s and not workspace.lock.locked():
                 del self._workspaces[workspace_id]
                 shutil.rmtree(workspace.folder, ignore_errors=True)
+
+
+_OPEN: weakref.WeakSet[Workspaces] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Close every open `Workspaces` of this process: what a stopping server calls."""
+    for workspaces in list(_OPEN):
+        workspaces.close()
+
+
+def _remove_unshared(root: Path) -> None:
+    if not any(other.root == root for other in _OPEN):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _remove_orphans(parent: Path) -> None:

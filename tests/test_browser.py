@@ -1,4 +1,4 @@
-"""In a real browser: ask a question, see chunks, three streamed answers and the metrics table."""
+"""In a real browser: ask a question, see chunks, four streamed answers, the metrics table, the chosen adapter."""
 
 from __future__ import annotations
 
@@ -42,13 +42,14 @@ def test_asking_fills_every_pane_while_streaming(page, runtime):
         timeout=120_000,
     )
     page.evaluate("() => { window.__stopWatching = true; }")
-    for pane in ("answer-rag", "answer-finetuned", "answer-hybrid"):
+    for pane in ("answer-base", "answer-rag", "answer-finetuned", "answer-hybrid"):
         assert _value(page, pane).strip(), pane
     chunks = page.locator("#chunks").inner_text()
     assert "ridgeline-4-tent.txt" in chunks
     assert "fused" in chunks and "BM25" in chunks
     metrics = page.locator("#metrics").inner_text()
-    assert "RAG" in metrics and "Fine-tuned model" in metrics
+    assert "RAG" in metrics and f"Fine-tuned (adapter {runtime.model.adapter})" in metrics and "Base" in metrics
+    assert "measured" in page.locator("#timing-note").inner_text()
     assert "than RAG" in page.locator("#summary").inner_text() or "as RAG" in page.locator("#summary").inner_text()
     values = page.evaluate("() => window.__ragValues")
     non_empty = [v for v in values if v]
@@ -57,7 +58,7 @@ def test_asking_fills_every_pane_while_streaming(page, runtime):
 
 
 def test_hybrid_pane_can_be_hidden(page):
-    page.get_by_text("Decoding (applies to every pane)").click()
+    page.get_by_text("Panes and decoding (applies to every pane)").click()
     page.click("#hybrid-toggle input")
     page.wait_for_selector("#answer-hybrid", state="hidden")
     page.click("#hybrid-toggle input")
@@ -69,7 +70,7 @@ def test_compare_api_endpoint(url):
 
     result = Client(url, verbose=False).predict("How much does the Summit 2 tent cost?", api_name="/compare")
     assert result["question"] == "How much does the Summit 2 tent cost?"
-    assert set(result["answers"]) == {"rag", "finetuned", "hybrid"}
+    assert set(result["answers"]) == {"base", "rag", "finetuned", "hybrid"}
     assert result["chunks"][0]["source"].endswith((".md", ".txt"))
 
 
@@ -83,6 +84,67 @@ def test_retrieval_mode_from_the_page(page):
         "&& document.querySelector('#metrics').innerText.includes('RAG')",
         timeout=120_000,
     )
-    page.wait_for_function("() => !document.querySelector('#chunks').innerText.includes('dense 0')", timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('#chunks').innerText.includes('dense')", timeout=30_000)
     heads = page.locator("#chunks .chunk-head").all_inner_texts()
-    assert heads and all("dense –" in head for head in heads), heads
+    assert heads and all("dense" not in head and "fused" not in head for head in heads), heads
+
+
+def test_compare_api_takes_options_and_explains_mistakes(url, runtime):
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    result = client.predict(
+        "How many days do I have to return an item?",
+        adapter=runtime.model.adapter,
+        top_k=2,
+        retrieval="bm25",
+        arms=["base", "finetuned"],
+        max_new_tokens=4,
+        api_name="/compare",
+    )
+    assert result["answers"]["rag"] is None and result["answers"]["base"]["completion_tokens"] <= 4
+    assert result["retrieval"]["mode"] == "bm25" and result["chunks"] == []
+    for kwargs, message in (
+        ({"question": ""}, "Type a question"),
+        ({"question": "x" * 2001}, "limit is 2000"),
+        ({"question": "Hi?", "adapter": "no-such-adapter"}, "no-such-adapter"),
+        ({"question": "Hi?", "top_k": 99}, "top-k"),
+    ):
+        with pytest.raises(Exception, match=message):
+            client.predict(**kwargs, api_name="/compare")
+
+
+def test_pane_labels_name_the_chosen_adapter(browser, url, runtime):
+    """A second adapter registered while the page is served (named `train`, a peft attribute) shows up after
+    a reload; choosing it renames the banner, the adapter panes and the metrics rows."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    folder = runtime.settings.home / "adapters" / "train"
+    shutil.copytree(Path(runtime.engine.adapters[runtime.model.adapter]), folder)
+    (folder / "playground.json").write_text(json.dumps({"name": "train", "base_model": runtime.model.base}))
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_selector("#prompt textarea")
+        page.locator("#adapter input").click()
+        page.get_by_role("option", name="train", exact=True).click()
+        page.wait_for_function(
+            "() => document.querySelector('#answer-finetuned').innerText.includes('LoRA adapter train')"
+        )
+        assert "adapter train" in page.locator("#answer-hybrid").inner_text()
+        assert "**train**" not in page.locator("#model-banner").inner_text()
+        assert "train" in page.locator("#model-banner").inner_text()
+        page.fill("#prompt textarea", "Do you ship to Canada?")
+        page.click("#ask")
+        page.wait_for_function(
+            "() => document.querySelector('#metrics').innerText.includes('Hybrid (adapter train)')", timeout=120_000
+        )
+        assert "Fine-tuned (adapter train)" in page.locator("#metrics").inner_text()
+        assert page.locator("#answer-finetuned textarea").input_value().strip()
+    finally:
+        context.close()
+        runtime.engine.unload_adapter("train")
+        shutil.rmtree(folder)

@@ -112,7 +112,7 @@ def test_file_upload_and_chunk_size_warning(browser, url, folder):
     page.get_by_role("tab", name="Documents").click()
     page.locator("#upload input[type=file]").set_input_files([folder / "notes.md", folder / "zorblax.txt"])
     page.wait_for_function(
-        "() => document.querySelector('#upload-status').innerText.includes('Indexed your upload of 2 file(s).')",
+        "() => document.querySelector('#upload-status').innerText.includes('Indexed 2 of 2 files')",
         timeout=120_000,
     )
     assert sorted(row[0] for row in _rows(page)) == ["notes.md", "zorblax.txt"]

@@ -46,7 +46,7 @@ def test_launch_watch_and_compare(browser, url, tmp_path: Path):
 
     _choose(page, "ft-example", "formats/qa.csv")
     page.wait_for_function("() => document.querySelector('#ft-verdict').innerText.includes('is ready: 15 examples')")
-    assert "avg_tokens" in _text(page, "ft-stats")
+    assert "Length per example" in _text(page, "ft-stats") and "null" not in _text(page, "ft-stats")
     _fill(page, "ft-name", "browser voice")
     page.get_by_text("LoRA and training settings (the preset's values)").click()
     _fill(page, "ft-steps", "8")

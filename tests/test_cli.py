@@ -115,3 +115,70 @@ def test_finetune_rejects_malformed_data_before_training(home, tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert "broken.jsonl, line 2" in done.stderr and "line 3" in done.stderr
     assert "knowledge base" not in done.stderr  # it stopped before loading anything
+
+
+def test_an_adapter_named_train_answers_from_the_cli(runtime, home):
+    """Fine-tuning on train.jsonl names the adapter `train` (a peft module attribute); `--adapter train` finds
+    it in the registry, never on the Hub, and it answers in the fine-tuned and hybrid arms."""
+    data = PROJECT_ROOT / "sample_data" / "finetune" / "train.jsonl"
+    trained = run_cli(home, "finetune", "--data", str(data), "--max-steps", "2", "--json")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    name = json.loads(trained.stdout)["name"]
+    assert name.startswith("train")
+    done = run_cli(home, "compare", "How much does the Summit 2 tent cost?", "--adapter", name, "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["model"]["adapter"] == name
+    for arm in ("finetuned", "hybrid"):
+        assert result["answers"][arm]["adapter"] == name and result["answers"][arm]["text"]
+    assert "download" not in done.stderr.lower()
+
+
+def test_compare_json_reports_the_control_and_honest_latency(runtime, home):
+    done = run_cli(
+        home, "compare", "How much does the Summit 2 tent cost?", "--json", "--top-k", "8", "--timing", "sequential"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    answers = result["answers"]
+    assert answers["base"]["text"] and answers["base"]["adapter"] is None
+    rag, finetuned = answers["rag"], answers["finetuned"]
+    assert 0 < rag["retrieval_s"] <= rag["ttft_s"] and finetuned["retrieval_s"] == 0
+    assert rag["ttft_s"] > finetuned["ttft_s"]
+    assert result["timing"]["strategy"] == "sequential" and len(result["chunks"]) == 8
+
+
+def test_unknown_adapter_is_one_line(runtime, home):
+    done = run_cli(home, "compare", "Hi?", "--adapter", "no-such-adapter")
+    assert done.returncode == 2
+    assert "no-such-adapter" in done.stderr and "Traceback" not in done.stderr
+
+
+def _one_line_error(done: subprocess.CompletedProcess, *expected: str) -> None:
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    for text in expected:
+        assert text in done.stderr, done.stderr[-2000:]
+
+
+def test_user_mistakes_are_one_line_before_anything_loads(home, tmp_path):
+    missing = tmp_path / "missing.jsonl"
+    done = run_cli(home, "eval", "--questions", str(missing))
+    _one_line_error(done, "missing.jsonl")
+    assert "knowledge base" not in done.stderr, "it stopped before loading anything"
+    _one_line_error(run_cli(home, "compare", "Hi?", "--arms", "rag,magic"), "arms")
+    _one_line_error(run_cli(home, "compare", "Hi?", "--top-k", "0"), "top-k")
+    _one_line_error(run_cli(home, "bench", "retrieval", "--chunks", "0"), "--chunks must be at least 1")
+    _one_line_error(run_cli(home, "compare", "Hi?", "--home", str(PROJECT_ROOT / "README.md")), "README.md")
+
+
+def test_a_device_that_is_not_there_is_one_line(runtime, home):
+    done = subprocess.run(
+        [sys.executable, "-m", "playground", "compare", "Hi?"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PLAYGROUND_HOME": str(home), "PLAYGROUND_DEMO_SIZE": "tiny", "PLAYGROUND_DEVICE": "cuda"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    _one_line_error(done, "PLAYGROUND_DEVICE")

@@ -10,7 +10,18 @@ from playground.compare import CompareOptions
 from playground.config import SAMPLE_DATA
 from playground.metrics import difference, summary
 
-ANSWER_KEYS = {"text", "latency_s", "ttft_s", "prompt_tokens", "completion_tokens", "tokens_per_s"}
+ANSWER_KEYS = {
+    "text",
+    "adapter",
+    "retrieval_s",
+    "prefill_s",
+    "latency_s",
+    "ttft_s",
+    "prompt_tokens",
+    "completion_tokens",
+    "tokens_per_s",
+    "timing",
+}
 
 
 def test_json_has_every_key(service):
@@ -21,8 +32,11 @@ def test_json_has_every_key(service):
     assert result["model"]["source"] == "demo"
     assert result["model"]["adapter"]
     assert result["chunks"] and all(set(c) >= {"source", "content", "score"} for c in result["chunks"])
-    for name in ("rag", "finetuned", "hybrid"):
+    for name in ("base", "rag", "finetuned", "hybrid"):
         assert set(result["answers"][name]) >= ANSWER_KEYS, name
+    assert result["answers"]["base"]["adapter"] is None and result["answers"]["rag"]["adapter"] is None
+    assert result["answers"]["finetuned"]["adapter"] == result["model"]["adapter"]
+    assert result["timing"]["strategy"] and result["timing"]["note"]
     assert result["summary"].endswith(".")
     assert "than RAG" in result["summary"] or "as RAG" in result["summary"]
 
@@ -43,7 +57,7 @@ def test_rag_prompt_contains_the_retrieved_chunks(service):
     ],
 )
 def test_chunks_come_from_the_right_sample_file(service, question, source):
-    result = service.compare(question, CompareOptions(hybrid=False, max_new_tokens=4)).to_json()
+    result = service.compare(question, CompareOptions(arms=("rag", "finetuned"), max_new_tokens=4)).to_json()
     sources = [c["source"] for c in result["chunks"]]
     assert source in sources, sources
     assert all((SAMPLE_DATA / "knowledge_base" / s).exists() for s in sources)
@@ -56,15 +70,77 @@ def test_stream_fills_chunks_first_then_answers_grow(service):
         states.append((bool(state.chunks), dict(state.texts), set(state.answers), state.done))
     assert states[0][0], "retrieved chunks arrive before any answer text"
     assert not states[0][2]
-    assert states[-1][3] and states[-1][2] == {"rag", "finetuned", "hybrid"}
+    assert states[-1][3] and states[-1][2] == {"base", "rag", "finetuned", "hybrid"}
     rag_lengths = [len(texts["rag"]) for _, texts, _, _ in states]
     assert len(set(rag_lengths)) > 2, "the RAG answer grew over several states"
 
 
-def test_hybrid_can_be_switched_off(service):
-    result = service.compare("Do you ship to Canada?", CompareOptions(hybrid=False)).to_json()
-    assert result["answers"]["hybrid"] is None
+def test_arms_can_be_switched_off(service):
+    result = service.compare("Do you ship to Canada?", CompareOptions(arms=("rag", "finetuned"))).to_json()
+    assert result["answers"]["hybrid"] is None and result["answers"]["base"] is None
     assert result["answers"]["rag"] and result["answers"]["finetuned"]
+
+
+def test_base_control_is_the_model_alone(service):
+    """The control reads nothing and uses no adapter: the same prompt as fine-tuned, without the adapter."""
+    result = service.compare("Do you ship to Canada?", CompareOptions(arms=("base", "finetuned"))).to_json()
+    base, finetuned = result["answers"]["base"], result["answers"]["finetuned"]
+    assert base["retrieval_s"] == 0 and base["adapter"] is None
+    assert base["prompt_tokens"] == finetuned["prompt_tokens"]
+    assert result["chunks"] == [] and result["retrieval_s"] == 0, "no arm reads: nothing is retrieved"
+
+
+@pytest.mark.parametrize("timing", ["interleaved", "sequential", "batched"])
+def test_latency_counts_retrieval_and_each_arms_own_prefill(service, timing):
+    """RAG pays for its retrieval and its long prompt; the fine-tuned arm pays for neither."""
+    options = CompareOptions(top_k=10, max_new_tokens=4, timing=timing)
+    answers = service.compare("How much does the Summit 2 tent cost?", options).to_json()["answers"]
+    rag, finetuned, hybrid = answers["rag"], answers["finetuned"], answers["hybrid"]
+    assert rag["retrieval_s"] > 0 and rag["retrieval_s"] == hybrid["retrieval_s"]
+    assert finetuned["retrieval_s"] == 0 == answers["base"]["retrieval_s"]
+    for arm in (rag, hybrid):
+        assert arm["ttft_s"] >= arm["retrieval_s"] + arm["prefill_s"] - 1e-9
+        assert arm["latency_s"] >= arm["ttft_s"]
+    assert rag["prompt_tokens"] > 10 * finetuned["prompt_tokens"]
+    assert rag["ttft_s"] > finetuned["ttft_s"]
+    assert all(a["timing"] == timing for a in answers.values())
+
+
+def test_an_adapter_that_fails_to_load_leaves_rag_and_base_answering(runtime, tmp_path):
+    from playground.compare import CompareService
+
+    def broken(name: str) -> None:
+        raise OSError(f"{name}: adapter_model.safetensors is truncated")
+
+    service = CompareService(runtime, attach=broken)
+    result = service.compare("Do you ship to Canada?", CompareOptions(adapter="half-written", max_new_tokens=4))
+    answers = result.to_json()["answers"]
+    assert answers["rag"]["text"] and answers["base"]["text"]
+    for arm in ("finetuned", "hybrid"):
+        assert "half-written" in answers[arm]["error"] and "truncated" in answers[arm]["error"]
+        assert result.texts[arm] == answers[arm]["error"]
+
+
+def test_unknown_adapter_is_refused_with_its_name(service):
+    with pytest.raises(ValueError, match="no-such-adapter"):
+        service.compare("Hi?", CompareOptions(adapter="no-such-adapter"))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (CompareOptions(arms=("rag", "magic")), "arms"),
+        (CompareOptions(arms=()), "arms"),
+        (CompareOptions(top_k=0), "top-k"),
+        (CompareOptions(top_k=500), "top-k"),
+        (CompareOptions(max_new_tokens=0), "max new tokens"),
+        (CompareOptions(temperature=-1), "temperature"),
+        (CompareOptions(timing="parallel"), "timing"),
+    ],
+)
+def test_bad_options_are_refused_with_a_message(service, options, message):
+    with pytest.raises(ValueError, match=message):
+        service.compare("Hi?", options)
 
 
 def test_decoding_settings_apply_to_every_pane(service):

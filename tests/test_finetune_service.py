@@ -55,13 +55,15 @@ def test_a_new_adapter_answers_in_compare_without_reloading_the_base(runtime, fi
     base_model = runtime.engine.model.get_base_model() if hasattr(runtime.engine.model, "get_base_model") else None
     assert trained.name in finetune.adapter_choices()
     compare = type(service)(runtime, attach=finetune.ensure_loaded)
-    result = compare.compare("Do you sell tents?", CompareOptions(hybrid=False, max_new_tokens=6, adapter=trained.name))
+    result = compare.compare(
+        "Do you sell tents?", CompareOptions(arms=("rag", "finetuned"), max_new_tokens=6, adapter=trained.name)
+    )
     assert result.model.adapter == trained.name and result.answers["finetuned"]["text"]
     assert trained.name in runtime.engine.adapters
     if base_model is not None:  # the same base weights, not a second copy
         assert runtime.engine.model.get_base_model() is base_model
     with pytest.raises(ValueError, match="No adapter named"):
-        compare.compare("Hi?", CompareOptions(hybrid=False, max_new_tokens=4, adapter="nope"))
+        compare.compare("Hi?", CompareOptions(arms=("rag", "finetuned"), max_new_tokens=4, adapter="nope"))
 
 
 def test_export_merged(finetune, trained):

@@ -20,9 +20,34 @@ def test_runs_of_words_and_numbers_the_answer_repeats():
 
 
 def test_numbers_alone_and_case_insensitive():
-    assert _texts(used_spans(CHUNK, ["only 349!"])) == ["349"]
-    assert used_spans(CHUNK, ["it is 4 LB, i think"]) == []  # single digits match too much by chance
+    assert _texts(used_spans(CHUNK, ["only 349!"])) == ["$349"]
+    assert used_spans(CHUNK, ["it is 4, i think"]) == []  # a single digit alone matches too much by chance
+    assert _texts(used_spans(CHUNK, ["it is 4 LB, i think"])) == ["4 lb"]
     assert _texts(used_spans(CHUNK, ["IT SLEEPS TWO PEOPLE"])) == ["It sleeps two people"]
+
+
+WARRANTY = "The Ridge 40 pack has a 5-year warranty. It costs $2490 for ten and weighs 12 lb."
+
+
+def _warranty(answer: str) -> list[str]:
+    return [WARRANTY[start:end] for start, end in used_spans(WARRANTY, [answer])]
+
+
+def test_numbers_count_only_with_the_same_unit():
+    assert _warranty("The Ridge 40 pack has a 4-year warranty.") == ["The Ridge 40 pack has a"]
+    assert _warranty("Yes: 5-year.") == ["5-year"]
+    assert _warranty("Ten cost $249.") == []
+    assert _warranty("It weighs 12 oz.") == []
+    assert _warranty("It weighs 12 lb.") == ["12 lb"]
+    assert _warranty("Twelve? No: 12.") == ["12"]  # the number without a unit: only the number lights
+    assert _texts(used_spans(CHUNK, ["It weighs 2 lb."])) == []  # "2 oz" in the chunk: another unit
+    assert _texts(used_spans(CHUNK, ["costs €349"])) == []  # another currency
+
+
+def test_an_unused_word_is_never_marked_between_used_ones():
+    # "year warranty. It costs" is repeated; the "5" before it must not be joined into the span before.
+    spans = _warranty("The Ridge 40 pack has a 4-year warranty. It costs $2490 for ten.")
+    assert spans == ["The Ridge 40 pack has a", "warranty", "It costs $2490 for ten"]
 
 
 def test_nothing_used_and_short_runs_ignored():

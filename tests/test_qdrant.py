@@ -204,7 +204,9 @@ def test_the_app_retrieves_from_qdrant_when_configured(settings, runtime, tmp_pa
     service = CompareService(qdrant_runtime)
     question = "How much does the Summit 2 tent cost?"
     for mode in ("hybrid", "bm25", "dense"):
-        chunks = service.compare(question, CompareOptions(hybrid=False, max_new_tokens=8, retrieval=mode)).chunks
+        chunks = service.compare(
+            question, CompareOptions(arms=("rag", "finetuned"), max_new_tokens=8, retrieval=mode)
+        ).chunks
         assert chunks and chunks[0]["source"] == "summit-2-tent.md", (mode, chunks)
     # A session's upload is still private to it, next to the Qdrant-backed shared store.
     upload = tmp_path / "zorblax.txt"
@@ -212,7 +214,7 @@ def test_the_app_retrieves_from_qdrant_when_configured(settings, runtime, tmp_pa
     documents = DocumentsService(qdrant_runtime)
     mine = documents.workspace(None).id
     documents.upload(mine, [upload])
-    ask = CompareOptions(hybrid=False, max_new_tokens=8, workspace=mine)
+    ask = CompareOptions(arms=("rag", "finetuned"), max_new_tokens=8, workspace=mine)
     assert service.compare("Who designed the Zorblax lantern?", ask).chunks[0]["source"] == "zorblax.txt"
     assert "summit-2-tent.md" in service.sources(mine) and "zorblax.txt" in service.sources(mine)
 

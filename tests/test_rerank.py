@@ -62,14 +62,16 @@ def test_rerank_stage_scores_and_order(runtime, tiny_cross_encoder):
     )
     service = CompareService(replace(runtime, pipeline=pipeline, reranker=choice))
 
-    plain = service.compare(QUESTION, CompareOptions(hybrid=False, max_new_tokens=8, top_k=3)).chunks
+    plain = service.compare(QUESTION, CompareOptions(arms=("rag", "finetuned"), max_new_tokens=8, top_k=3)).chunks
     assert all("rerank" not in c["scores"] for c in plain)
 
-    reranked = service.compare(QUESTION, CompareOptions(hybrid=False, max_new_tokens=8, top_k=3, rerank=True)).chunks
+    reranked = service.compare(
+        QUESTION, CompareOptions(arms=("rag", "finetuned"), max_new_tokens=8, top_k=3, rerank=True)
+    ).chunks
     assert len(reranked) == 3
     scores = [c["scores"]["rerank"] for c in reranked]
     assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
     assert all(c["scores"]["fused"] is not None for c in reranked)  # picked from the fused candidates
     # It chose among 4 x top-k fused candidates: what it returns need not be the fused top 3.
-    wide = service.compare(QUESTION, CompareOptions(hybrid=False, max_new_tokens=8, top_k=12)).chunks
+    wide = service.compare(QUESTION, CompareOptions(arms=("rag", "finetuned"), max_new_tokens=8, top_k=12)).chunks
     assert {c["content"] for c in reranked} <= {c["content"] for c in wide}

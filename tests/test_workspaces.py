@@ -32,7 +32,7 @@ def secret_file(tmp_path: Path) -> Path:
 
 
 def _sources(service: CompareService, workspace: str | None, mode: str = "hybrid") -> list[tuple[str, bool]]:
-    options = CompareOptions(hybrid=False, max_new_tokens=8, retrieval=mode, workspace=workspace)
+    options = CompareOptions(arms=("rag", "finetuned"), max_new_tokens=8, retrieval=mode, workspace=workspace)
     return [(c["source"], c["private"]) for c in service.compare(QUESTION, options).chunks]
 
 
@@ -49,7 +49,7 @@ def test_uploads_are_retrieved_for_their_session_only(documents, service, secret
     assert "zorblax.txt" in service.sources(mine)
     assert "zorblax.txt" not in service.sources(other) and "zorblax.txt" not in service.sources(None)
     # The file filter works across both stores.
-    options = CompareOptions(hybrid=False, max_new_tokens=8, workspace=mine, files=("zorblax.txt",))
+    options = CompareOptions(arms=("rag", "finetuned"), max_new_tokens=8, workspace=mine, files=("zorblax.txt",))
     assert {c["source"] for c in service.compare(QUESTION, options).chunks} == {"zorblax.txt"}
     # The shared store never received a private chunk.
     assert not chunks_of_file(service.runtime.store, "zorblax.txt")

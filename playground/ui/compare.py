@@ -1,34 +1,58 @@
-"""The Compare tab: one question, three answer panes streaming side by side."""
+"""The Compare tab: one question, four answer panes (base control, RAG, fine-tuned, hybrid) streaming side by side."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
 
-from playground.compare import CompareOptions, CompareService, Comparison
+from playground.compare import ROW_NAMES, CompareOptions, CompareService, Comparison
 from playground.metrics import TABLE_HEADERS, table_rows
-from playground.ui.render import chunks_html
+from playground.ui.render import chunks_html, model_banner, score_legend
 
 PANES = {
+    "base": ("Base model alone (control): no retrieval, no adapter", "answer-base"),
     "rag": ("RAG: base model + retrieved chunks", "answer-rag"),
-    "finetuned": ("Fine-tuned: base model + LoRA adapter, no retrieval", "answer-finetuned"),
-    "hybrid": ("Hybrid: LoRA adapter + retrieved chunks", "answer-hybrid"),
+    "finetuned": ("Fine-tuned: base model + LoRA adapter {adapter}, no retrieval", "answer-finetuned"),
+    "hybrid": ("Hybrid: LoRA adapter {adapter} + retrieved chunks", "answer-hybrid"),
 }
+TIME_ALONE = "sequential"  # "time each approach alone": the arms run one after another
+
+
+def pane_label(name: str, adapter: str | None) -> str:
+    """A pane's label, naming the adapter that answers in it."""
+    return PANES[name][0].format(adapter=adapter or "(none loaded)")
 
 
 def _view(state: Comparison) -> tuple[Any, ...]:
-    texts = [state.texts.get(name, "") for name in PANES]
-    if not state.model.adapter:
-        texts[1] = texts[2] = "No LoRA adapter is loaded for this base model yet."
-    table = table_rows(state.answers)
-    return (*texts, chunks_html(state.chunks), table, state.summary)
+    panes = [
+        gr.update(
+            value=state.texts.get(name, ""), label=pane_label(name, state.adapters.get(name) or state.model.adapter)
+        )
+        for name in PANES
+    ]
+    how = f"**How these figures were measured.** {state.timing_note}" if state.timing_note else ""
+    if how:
+        how += " Retrieval (query embedding, search, fusion, rerank, prompt) counts only for RAG and the hybrid."
+    stages = state.retrieval.get("stages")
+    return (
+        *panes,
+        chunks_html(state.chunks, stages=stages),
+        score_legend(stages),
+        table_rows(state.answers),
+        state.summary,
+        how,
+    )
 
 
-def build(service: CompareService, workspace: gr.BrowserState, adapters: list[str]) -> tuple[gr.Dropdown, gr.Dropdown]:
+def build(
+    service: CompareService, workspace: gr.BrowserState, adapters: list[str], banner: gr.Markdown
+) -> tuple[gr.Dropdown, gr.Dropdown]:
     """Lays out the tab; returns the file filter and the adapter choice, which the other tabs update."""
-    settings = service.runtime.settings
+    runtime = service.runtime
+    settings = runtime.settings
     with gr.Row():
         prompt = gr.Textbox(
             label="Question",
@@ -40,15 +64,25 @@ def build(service: CompareService, workspace: gr.BrowserState, adapters: list[st
         ask = gr.Button("Ask", variant="primary", elem_id="ask", scale=1)
     adapter = gr.Dropdown(
         adapters,
-        value=service.runtime.model.adapter,
+        value=runtime.model.adapter,
         label="LoRA adapter for the fine-tuned and hybrid panes (new fine-tunes appear here)",
         elem_id="adapter",
     )
-    with gr.Accordion("Decoding (applies to every pane)", open=False), gr.Row():
-        max_new_tokens = gr.Slider(8, 512, value=settings.max_new_tokens, step=8, label="Max new tokens")
-        temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature (0 = greedy)")
-        seed = gr.Number(value=settings.seed, precision=0, label="Seed")
-        hybrid = gr.Checkbox(value=True, label="Show the hybrid pane (adapter + retrieval)", elem_id="hybrid-toggle")
+    with gr.Accordion("Panes and decoding (applies to every pane)", open=False):
+        with gr.Row():
+            show_base = gr.Checkbox(value=True, label="Show the base model alone (the control)", elem_id="base-toggle")
+            hybrid = gr.Checkbox(
+                value=True, label="Show the hybrid pane (adapter + retrieval)", elem_id="hybrid-toggle"
+            )
+            alone = gr.Checkbox(
+                value=False,
+                label="Time each approach alone (one after another: exact figures, the panes fill in turn)",
+                elem_id="time-alone",
+            )
+        with gr.Row():
+            max_new_tokens = gr.Slider(8, 512, value=settings.max_new_tokens, step=8, label="Max new tokens")
+            temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature (0 = greedy)")
+            seed = gr.Number(value=settings.seed, precision=0, label="Seed")
     with gr.Accordion("Retrieval (what RAG and the hybrid read)", open=False), gr.Row():
         top_k = gr.Slider(1, 10, value=settings.top_k, step=1, label="Top-k chunks", elem_id="top-k")
         mode = gr.Radio(
@@ -60,7 +94,7 @@ def build(service: CompareService, workspace: gr.BrowserState, adapters: list[st
         files = gr.Dropdown(
             service.sources(), value=[], multiselect=True, label="Only these files (empty: all)", elem_id="files"
         )
-        reranker = service.runtime.reranker
+        reranker = runtime.reranker
         rerank = gr.Checkbox(
             value=False,
             label=f"Rerank with the cross-encoder {reranker.name}",
@@ -69,15 +103,21 @@ def build(service: CompareService, workspace: gr.BrowserState, adapters: list[st
         )
     with gr.Row(equal_height=True):
         panes = [
-            gr.Textbox(label=label, elem_id=elem_id, lines=8, max_lines=20, interactive=False)
-            for label, elem_id in PANES.values()
+            gr.Textbox(
+                label=pane_label(name, runtime.model.adapter), elem_id=elem_id, lines=8, max_lines=20, interactive=False
+            )
+            for name, (_, elem_id) in PANES.items()
         ]
     summary = gr.Markdown(elem_id="summary")
-    metrics = gr.Dataframe(headers=TABLE_HEADERS, elem_id="metrics", interactive=False, label="Latency and tokens")
+    metrics = gr.Dataframe(
+        headers=TABLE_HEADERS, elem_id="metrics", interactive=False, label="Latency and tokens, per approach", wrap=True
+    )
+    how = gr.Markdown(elem_id="timing-note")
     gr.Markdown(
         "### Retrieved chunks (what RAG and the hybrid read)\n"
-        "<mark>Highlighted</mark>: text the RAG or hybrid answer repeats (runs of 4+ words, and numbers)."
+        "<mark>Highlighted</mark>: text the RAG or hybrid answer repeats word for word."
     )
+    legend = gr.Markdown(score_legend(None), elem_id="score-legend")
     chunks = gr.HTML(chunks_html([]), elem_id="chunks")
 
     def run(
@@ -85,7 +125,9 @@ def build(service: CompareService, workspace: gr.BrowserState, adapters: list[st
         tokens: float,
         temp: float,
         seed_value: float | None,
-        show_hybrid: bool,
+        with_base: bool,
+        with_hybrid: bool,
+        time_alone: bool,
         k: float,
         retrieval: str,
         only: list[str] | None,
@@ -93,8 +135,9 @@ def build(service: CompareService, workspace: gr.BrowserState, adapters: list[st
         adapter_name: str | None,
         workspace_id: str | None,
     ) -> Iterator[tuple]:
+        arms = tuple(n for n in ROW_NAMES if (n != "base" or with_base) and (n != "hybrid" or with_hybrid))
         options = CompareOptions(
-            hybrid=bool(show_hybrid),
+            arms=arms,
             max_new_tokens=int(tokens),
             temperature=float(temp),
             seed=int(seed_value or 0),
@@ -104,6 +147,7 @@ def build(service: CompareService, workspace: gr.BrowserState, adapters: list[st
             workspace=workspace_id,
             rerank=bool(use_reranker),
             adapter=adapter_name or None,
+            timing=TIME_ALONE if time_alone else None,
         )
         try:
             for state in service.stream(question, options):
@@ -111,15 +155,77 @@ def build(service: CompareService, workspace: gr.BrowserState, adapters: list[st
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
-    inputs = [prompt, max_new_tokens, temperature, seed, hybrid, top_k, mode, files, rerank, adapter, workspace]
-    outputs = [*panes, chunks, metrics, summary]
-    ask.click(run, inputs, outputs, api_visibility="private")
-    prompt.submit(run, inputs, outputs, api_visibility="private")
-    hybrid.change(lambda show: gr.update(visible=show), hybrid, panes[2], api_visibility="private")
+    inputs = [
+        prompt,
+        max_new_tokens,
+        temperature,
+        seed,
+        show_base,
+        hybrid,
+        alone,
+        top_k,
+        mode,
+        files,
+        rerank,
+        adapter,
+        workspace,
+    ]
+    outputs = [*panes, chunks, legend, metrics, summary, how]
+    private: dict[str, Any] = {"api_visibility": "private"}
+    ask.click(run, inputs, outputs, **private)
+    prompt.submit(run, inputs, outputs, **private)
+    show_base.change(lambda show: gr.update(visible=show), show_base, panes[0], **private)
+    hybrid.change(lambda show: gr.update(visible=show), hybrid, panes[3], **private)
 
-    def compare(question: str) -> dict:
-        """Ask all panes one question; returns the comparison as JSON (answers, chunks, timings, summary)."""
-        return service.compare(question, CompareOptions()).to_json()
+    def chosen(adapter_name: str | None) -> tuple[Any, ...]:
+        """The banner and the adapter panes name the adapter that will answer."""
+        name = adapter_name or runtime.model.adapter
+        return (
+            model_banner(replace(runtime.model, adapter=name)),
+            gr.update(label=pane_label("finetuned", name)),
+            gr.update(label=pane_label("hybrid", name)),
+        )
+
+    adapter.change(chosen, adapter, [banner, panes[2], panes[3]], **private)
+
+    def compare(
+        question: str,
+        adapter: str | None = None,
+        top_k: int | None = None,
+        retrieval: str = "hybrid",
+        rerank: bool = False,
+        files: list[str] | None = None,
+        arms: list[str] | None = None,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        timing: str | None = None,
+        workspace: str | None = None,
+    ) -> dict:
+        """Ask the arms one question; returns the comparison as JSON (answers, chunks, timings, summary).
+
+        adapter: a registered adapter's name (default: the one the app started with); top_k: 1-20 chunks;
+        retrieval: hybrid, bm25 or dense; rerank: use the cross-encoder; files: only these source files;
+        arms: any of base, rag, finetuned, hybrid (default all); timing: interleaved, sequential or batched
+        (default: the engine's); workspace: a private workspace id whose uploads are retrieved as well.
+        """
+        options = CompareOptions(
+            arms=tuple(arms) if arms else ROW_NAMES,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            top_k=top_k,
+            retrieval=retrieval or "hybrid",
+            files=tuple(files or ()),
+            workspace=workspace or None,
+            rerank=bool(rerank),
+            adapter=adapter or None,
+            timing=timing or None,
+        )
+        try:
+            return service.compare(question, options).to_json()
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
 
     gr.api(compare, api_name="compare")
     return files, adapter

@@ -12,6 +12,10 @@ from playground.ui.render import chunks_html
 from playground.uploads import TABLE_HEADERS, DocumentsService
 
 Refresh = Callable[[str | None], tuple[Any, ...]]
+# Fixed shares of the table, so a long message wraps in its own column instead of squeezing the numbers' headers
+# to a letter per line: file, status, pages, characters, chunks, message.
+COLUMN_WIDTHS = ["20%", "8%", "7%", "10%", "7%", "48%"]
+NO_PREVIEW = "Choose a file to preview its chunks."
 
 
 def _progress(progress: gr.Progress) -> Callable[[int, int, str], None]:
@@ -47,7 +51,13 @@ def build(
         folder = gr.UploadButton("Upload a folder", file_count="directory", elem_id="upload-folder", scale=1)
     status = gr.Markdown(elem_id="upload-status")
     table = gr.Dataframe(
-        headers=TABLE_HEADERS, elem_id="doc-table", interactive=False, label="Your files", wrap=True, value=[]
+        headers=TABLE_HEADERS,
+        elem_id="doc-table",
+        interactive=False,
+        label="Your files",
+        wrap=True,
+        column_widths=COLUMN_WIDTHS,
+        value=[],
     )
     with gr.Accordion("Chunking (applies to your files)", open=False):
         with gr.Row():
@@ -66,7 +76,7 @@ def build(
         preview_file = gr.Dropdown([], label="Preview the chunks of", elem_id="preview-file", scale=3)
         delete_file = gr.Dropdown([], label="Delete one of your files", elem_id="delete-file", scale=2)
         delete = gr.Button("Delete", variant="stop", elem_id="delete", scale=1)
-    preview = gr.HTML(chunks_html([]), elem_id="preview")
+    preview = gr.HTML(chunks_html([], empty=NO_PREVIEW), elem_id="preview")
 
     def choices(token: str | None) -> tuple[Any, Any]:
         mine = service.workspace(token).files()
@@ -85,21 +95,22 @@ def build(
     def add(files: list[Any] | None, token: str | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         paths = _paths(files)
         try:
-            rows = service.upload(token, paths, _progress(progress))
+            done = service.add(token, paths, _progress(progress))
         except ValueError as error:
             raise gr.Error(str(error)) from None
-        failed = sum(1 for row in rows if row[0] in {p.name for p in paths} and row[1] == "error")
-        message = f"Indexed your upload of {len(paths)} file(s)." + (
-            f" {failed} could not be indexed: see the Message column." if failed else ""
-        )
-        return (rows, *choices(token), gr.update(choices=sources(token)), message, None)
+        return (done.rows, *choices(token), gr.update(choices=sources(token)), done.message, None)
 
     def redo(size_value: float, overlap_value: float, token: str | None, progress: gr.Progress = gr.Progress()):
         try:
             rows = service.reindex(token, int(size_value or 0), int(overlap_value or 0), _progress(progress))
         except ValueError as error:
             raise gr.Error(str(error)) from None
-        return rows, gr.update(value=None), chunks_html([]), "Re-indexed your files with the new chunk settings."
+        return (
+            rows,
+            gr.update(value=None),
+            chunks_html([], empty=NO_PREVIEW),
+            "Re-indexed your files with the new chunk settings.",
+        )
 
     def remove(name: str | None, token: str | None) -> tuple[Any, ...]:
         if not name:
@@ -109,10 +120,10 @@ def build(
         except ValueError as error:
             raise gr.Error(str(error)) from None
         message = f"Deleted {name} and its {removed} chunks."
-        return (rows, *choices(token), gr.update(choices=sources(token)), message, chunks_html([]))
+        return (rows, *choices(token), gr.update(choices=sources(token)), message, chunks_html([], empty=NO_PREVIEW))
 
     def show(choice: str | None, token: str | None) -> str:
-        return chunks_html(service.preview(token, choice) if choice else [], empty="Choose a file to preview.")
+        return chunks_html(service.preview(token, choice) if choice else [], empty=NO_PREVIEW)
 
     private = {"api_visibility": "private"}
     fill = [table, preview_file, delete_file, compare_files]

@@ -11,22 +11,30 @@ import pandas as pd
 
 from adapters.train import LoraSettings
 from playground.config import SAMPLE_DATA
-from playground.finetune import ISSUE_HEADERS, FinetuneService
+from playground.finetune import (
+    ADAPTER_HEADERS,
+    ISSUE_HEADERS,
+    JOB_HEADERS,
+    STATS_HEADERS,
+    FinetuneService,
+    adapter_rows,
+    job_rows,
+    registered_names,
+    stats_rows,
+)
 from playground.jobs import JobView
 
-JOB_HEADERS = ["Job", "Adapter name", "State", "Step", "Loss", "Eval loss", "Message"]
-ADAPTER_HEADERS = ["Adapter", "Status", "Dataset", "Steps", "Train loss", "Eval loss", "Backend", "Minutes", "Date"]
 TARGET_MODULES = list(LoraSettings().target_modules)
+# Fixed column shares, so that at 1400 px no header collapses to a letter per line and long text wraps in place.
+JOB_WIDTHS = ["18%", "14%", "9%", "8%", "12%", "10%", "29%"]
+ADAPTER_WIDTHS = ["14%", "15%", "12%", "6%", "11%", "10%", "10%", "7%", "15%"]
+SERIES = {"train": "train loss (each step)", "held_out": "held-out loss"}
 
 
 def _examples() -> list[tuple[str, str]]:
     folder = SAMPLE_DATA / "finetune"
     files = sorted(p for p in folder.rglob("*") if p.suffix in {".jsonl", ".json", ".csv"})
     return [(str(p.relative_to(folder)), str(p)) for p in files]
-
-
-def _number(value: float | None, digits: int = 4) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
 
 
 def _progress_html(view: JobView | None) -> str:
@@ -38,8 +46,10 @@ def _progress_html(view: JobView | None) -> str:
     where = f"step {view.step} of {view.total_steps}" if view.total_steps else "starting"
     if view.state == "queued":
         where = f"waiting in the queue (position {view.queue_position})"
+    losses = "" if view.loss is None else f" · train loss (last step) {view.loss:.4f}"
+    losses += "" if view.eval_loss is None else f" · held-out loss {view.eval_loss:.4f}"
     return (
-        f"<div class='job-head'><b>{view.name}</b> · {view.state} · {where}{speed}{eta}</div>"
+        f"<div class='job-head'><b>{view.name}</b> · {view.state} · {where}{speed}{eta}{losses}</div>"
         f"<div class='job-bar'><div style='width:{percent}%'></div></div>"
     )
 
@@ -65,25 +75,9 @@ def _status(view: JobView | None) -> str:
 def _losses(view: JobView | None) -> pd.DataFrame:
     rows = []
     if view is not None:
-        rows += [{"step": s, "loss": v, "series": "training"} for s, v in view.losses]
-        rows += [{"step": s, "loss": v, "series": "evaluation"} for s, v in view.eval_losses]
+        rows += [{"step": s, "loss": v, "series": SERIES["train"]} for s, v in view.losses]
+        rows += [{"step": s, "loss": v, "series": SERIES["held_out"]} for s, v in view.eval_losses]
     return pd.DataFrame(rows, columns=["step", "loss", "series"])
-
-
-def _job_rows(views: list[JobView]) -> list[list[Any]]:
-    return [
-        [v.id, v.adapter or v.name, v.state, f"{v.step}/{v.total_steps}" if v.total_steps else "", _number(v.loss),
-         _number(v.eval_loss), v.error]
-        for v in views
-    ]  # fmt: skip
-
-
-def _adapter_rows(service: FinetuneService) -> list[list[Any]]:
-    return [
-        [a.name, a.status, a.dataset.get("file", ""), a.steps, _number(a.train_loss), _number(a.eval_loss),
-         a.backend, round(a.duration_s / 60, 1), a.created.replace("T", " ")]
-        for a in service.adapters()
-    ]  # fmt: skip
 
 
 def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.BrowserState) -> None:
@@ -126,7 +120,16 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
     data_path = gr.State(None)
     verdict = gr.Markdown(elem_id="ft-verdict")
     issues = gr.Dataframe(headers=ISSUE_HEADERS, value=[], interactive=False, label="Problems", elem_id="ft-issues")
-    stats = gr.JSON(label="Counts, tokens, duplicates and a few examples", elem_id="ft-stats")
+    stats = gr.Dataframe(
+        headers=STATS_HEADERS,
+        value=[],
+        interactive=False,
+        wrap=True,
+        column_widths=["34%", "66%"],
+        max_height=900,  # every row in view, no scrolling inside the table
+        label="Counts, lengths in the base model's tokens, duplicates and a few examples",
+        elem_id="ft-stats",
+    )
 
     gr.Markdown("### 2. Settings")
     lora, fit = service.preset("quick demo")
@@ -150,16 +153,37 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
     gr.Markdown("### 3. Progress")
     progress = gr.HTML(_progress_html(None), elem_id="ft-progress")
     status = gr.Markdown(elem_id="ft-status")
-    plot = gr.LinePlot(_losses(None), x="step", y="loss", color="series", label="Loss", elem_id="ft-plot")
+    plot = gr.LinePlot(
+        _losses(None), x="step", y="loss", color="series", label="Training and held-out loss", elem_id="ft-plot"
+    )
     cancel = gr.Button("Cancel (stops after the current step, keeps the adapter)", elem_id="ft-cancel")
-    jobs = gr.Dataframe(headers=JOB_HEADERS, value=[], interactive=False, label="Jobs", elem_id="ft-jobs")
+    jobs = gr.Dataframe(
+        headers=JOB_HEADERS,
+        value=[],
+        interactive=False,
+        wrap=True,
+        column_widths=JOB_WIDTHS,
+        label="Jobs",
+        elem_id="ft-jobs",
+    )
 
     gr.Markdown("### 4. Adapters")
     adapters = gr.Dataframe(
-        headers=ADAPTER_HEADERS, value=_adapter_rows(service), interactive=False, elem_id="ft-adapters"
+        headers=ADAPTER_HEADERS,
+        value=adapter_rows(service),
+        interactive=False,
+        wrap=True,
+        column_widths=ADAPTER_WIDTHS,
+        label="The startup adapter, then those trained on this base model (newest first)",
+        elem_id="ft-adapters",
     )
     with gr.Row():
-        chosen = gr.Dropdown([a.name for a in service.adapters()], label="Adapter", elem_id="ft-chosen", scale=2)
+        chosen = gr.Dropdown(
+            registered_names(service),
+            label="Adapter (trained here; the startup adapter stays)",
+            elem_id="ft-chosen",
+            scale=2,
+        )
         delete = gr.Button("Delete", variant="stop", elem_id="ft-delete")
         export = gr.Button("Export merged model", elem_id="ft-export")
     with gr.Row():
@@ -174,16 +198,16 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
     adapter_message = gr.Markdown(elem_id="ft-adapter-message")
     seen = gr.State(None)  # the adapter list last sent to the page, to update dropdowns only on change
 
-    def check(path: str | None) -> tuple[Any, ...]:
+    def check(path: str | None, most_tokens: float | None = None) -> tuple[Any, ...]:
         if not path:
-            return None, "", [], None
-        validation = service.validate(Path(path))
+            return None, "", [], []
+        validation = service.validate(Path(path), _int(most_tokens))
         count = validation.stats.get("count", 0)
         if validation.ok:
             message = f"**{Path(path).name}** is ready: {count} examples ({validation.dataset.format})."
         else:
             message = f"**{Path(path).name}** has {len(validation.dataset.issues)} problem(s): fix them to launch."
-        return path, message, validation.issue_rows(), validation.stats
+        return path, message, validation.issue_rows(), stats_rows(validation.stats)
 
     def build_pairs(chosen: str, most: float, workspace_id: str | None) -> tuple[str, list[list[str]]]:
         try:
@@ -192,13 +216,13 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
             raise gr.Error(str(error)) from None
         return report.note, report.rows()
 
-    def adopt_pairs(table: Any) -> tuple[Any, ...]:
+    def adopt_pairs(table: Any, most_tokens: float | None) -> tuple[Any, ...]:
         rows = table.values.tolist() if isinstance(table, pd.DataFrame) else list(table or [])
         try:
             path = service.save_pairs(rows)
         except ValueError as error:
             raise gr.Error(str(error)) from None
-        return check(str(path))
+        return check(str(path), most_tokens)
 
     def apply_preset(choice: str) -> list[Any]:
         lora, fit = service.preset(choice)
@@ -216,7 +240,7 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
             view = service.launch(Path(path), wanted, choice, lora, fit, holdout=float(share) / 100)
         except ValueError as error:
             raise gr.Error(str(error)) from None
-        return _progress_html(view), _status(view), _losses(view), _job_rows(service.jobs.jobs())
+        return _progress_html(view), _status(view), _losses(view), job_rows(service.jobs.jobs())
 
     def stop() -> str:
         view = service.jobs.current()
@@ -232,12 +256,12 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         moved = progress_now != last.get("jobs")
         changed = names != last.get("names")
         job_updates = (
-            (_progress_html(view), _status(view), _losses(view), _job_rows(views)) if moved else (gr.skip(),) * 4
+            (_progress_html(view), _status(view), _losses(view), job_rows(views)) if moved else (gr.skip(),) * 4
         )
         adapter_updates = (
             (
-                gr.update(value=_adapter_rows(service)),
-                gr.update(choices=[a.name for a in service.adapters()]),
+                gr.update(value=adapter_rows(service)),
+                gr.update(choices=registered_names(service)),
                 gr.update(choices=names),
             )
             if changed
@@ -273,10 +297,10 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         return f"Pushed {name} to {url}.", ""  # the token box is emptied, never echoed
 
     private = {"api_visibility": "private"}
-    upload.change(check, upload, [data_path, verdict, issues, stats], **private)
-    example.change(check, example, [data_path, verdict, issues, stats], **private)
+    upload.change(check, [upload, length], [data_path, verdict, issues, stats], **private)
+    example.change(check, [example, length], [data_path, verdict, issues, stats], **private)
     make.click(build_pairs, [origin, limit, workspace], [built_note, pairs], **private)
-    use_pairs.click(adopt_pairs, pairs, [data_path, verdict, issues, stats], **private)
+    use_pairs.click(adopt_pairs, [pairs, length], [data_path, verdict, issues, stats], **private)
     preset.change(apply_preset, preset, settings, **private)
     launch.click(start, [data_path, preset, name, holdout, *settings], [progress, status, plot, jobs], **private)
     cancel.click(stop, None, status, **private)

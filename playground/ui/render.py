@@ -27,39 +27,101 @@ def _score(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def _marked(text: str, spans: Sequence[Sequence[int]]) -> str:
-    """The text, escaped, with the spans an answer used inside <mark>."""
-    parts, at = [], 0
-    for start, end in spans:
-        parts += [html.escape(text[at:start]), f"<mark>{html.escape(text[start:end])}</mark>"]
-        at = end
-    parts.append(html.escape(text[at:]))
+# Retrieval stages in pipeline order: the name a chunk's header shows, and what its score means.
+STAGES = {
+    "bm25": ("BM25", "keyword match (higher = more of the question's words; no fixed scale)"),
+    "dense": ("dense", "cosine similarity of the embeddings (−1…1)"),
+    "fused": ("fused", "reciprocal rank fusion of both lists, from ranks alone (1 = first in both)"),
+    "rerank": ("rerank", "cross-encoder relevance (0…1)"),
+}
+PREVIEW_CHARS = 300  # a longer chunk shows this much, and the rest on a click
+
+
+def ran_stages(chunks: Sequence[dict[str, Any]], stages: Sequence[str] | None = None) -> list[str]:
+    """The stages whose scores mean something, in pipeline order: `stages` when the caller knows them (from the
+    retrieval mode), else those with a score on some chunk. Fusion counts only after both BM25 and dense: fusing
+    one list just repeats its ranking."""
+    if stages is not None:
+        return [name for name in STAGES if name in stages]
+    scored = {name for chunk in chunks for name, value in (chunk.get("scores") or {}).items() if value is not None}
+    if not {"bm25", "dense"} <= scored:
+        scored.discard("fused")
+    return [name for name in STAGES if name in scored]
+
+
+def score_legend(stages: Sequence[str] | None, chunks: Sequence[dict[str, Any]] = ()) -> str:
+    """One line saying what each shown score means (Markdown); empty when no scores are shown."""
+    shown = ran_stages(chunks, stages)
+    if not shown:
+        return ""
+    return "**Scores** · " + " · ".join(f"**{STAGES[name][0]}**: {STAGES[name][1]}" for name in shown)
+
+
+def _marked(text: str, spans: Sequence[Sequence[int]], start: int = 0, end: int | None = None) -> str:
+    """text[start:end], escaped, with the parts of the spans an answer used inside it in <mark>."""
+    end = len(text) if end is None else end
+    parts, at = [], start
+    for span_start, span_end in spans:
+        span_start, span_end = max(span_start, start), min(span_end, end)
+        if span_start >= span_end:
+            continue
+        parts += [html.escape(text[at:span_start]), f"<mark>{html.escape(text[span_start:span_end])}</mark>"]
+        at = span_end
+    parts.append(html.escape(text[at:end]))
     return "".join(parts)
 
 
-def _chunk_head(rank: int, chunk: dict[str, Any]) -> str:
+def _chunk_head(rank: int, chunk: dict[str, Any], stages: Sequence[str]) -> str:
     source = f"<span class='chunk-source'>{html.escape(chunk['source'])}</span>"
     if chunk.get("private"):
         source += " <span class='chunk-private'>your file</span>"
-    if "scores" not in chunk and "score" not in chunk:  # a preview: no retrieval stages
-        return f"<b>[{rank}]</b> {source}"
     scores = chunk.get("scores") or {}
-    stages = f" · fused {_score(scores.get('fused', chunk.get('score')))}"
-    stages += f" · BM25 {_score(scores.get('bm25'))} · dense {_score(scores.get('dense'))}"
-    if scores.get("rerank") is not None:
-        stages += f" · rerank {_score(scores['rerank'])}"
-    return f"<b>[{rank}]</b> {source}{stages}"
+    shown = "".join(f" · {STAGES[name][0]} {_score(scores.get(name))}" for name in stages)
+    if not shown and chunk.get("score") is not None:  # a score from no known stage: shown as it is
+        shown = f" · score {_score(chunk['score'])}"
+    return f"<b>[{rank}]</b> {source}{shown}"
 
 
-def chunks_html(chunks: Sequence[dict[str, Any]], empty: str = "No chunks retrieved yet.") -> str:
+def _preview_end(text: str, spans: Sequence[Sequence[int]]) -> int:
+    """Where the visible part of a long chunk ends: at a space near PREVIEW_CHARS, never inside a highlight."""
+    cut = text.rfind(" ", PREVIEW_CHARS // 2, PREVIEW_CHARS)
+    cut = PREVIEW_CHARS if cut < 0 else cut
+    for start, end in spans:
+        if start < cut < end:
+            cut = end
+    return cut
+
+
+def _chunk_text(text: str, spans: Sequence[Sequence[int]]) -> str:
+    """The whole text of a short chunk; of a long one, its start and a fold that opens onto all of it."""
+    cut = _preview_end(text, spans)
+    if len(text) - cut < PREVIEW_CHARS // 5:  # hiding a line or two saves nothing
+        return f"<div class='chunk-text'>{_marked(text, spans)}</div>"
+    later = sum(1 for start, _ in spans if start >= cut)
+    note = f", {later} more highlighted passage{'s' if later > 1 else ''}" if later else ""
+    return (
+        f"<div class='chunk-text chunk-preview'>{_marked(text, spans, 0, cut)} …</div>"
+        "<details class='chunk-full'><summary>"
+        f"<span class='when-closed'>Show the whole chunk ({len(text):,} characters{note})</span>"
+        "<span class='when-open'>Fold the chunk</span></summary>"
+        f"<div class='chunk-text'>{_marked(text, spans)}</div></details>"
+    )
+
+
+def chunks_html(
+    chunks: Sequence[dict[str, Any]], empty: str = "No chunks retrieved yet.", stages: Sequence[str] | None = None
+) -> str:
+    """The chunks with their source and the scores of the retrieval `stages` that ran (by default, those with a
+    score on some chunk); the text an answer used is highlighted, and a long chunk opens to its whole text."""
     if not chunks:
         return f"<p class='chunks-empty'>{html.escape(empty)}</p>"
+    shown = ran_stages(chunks, stages)
     items = []
     for rank, chunk in enumerate(chunks, start=1):
         items.append(
             "<div class='chunk'>"
-            f"<div class='chunk-head'>{_chunk_head(rank, chunk)}</div>"
-            f"<div class='chunk-text'>{_marked(chunk['content'], chunk.get('used') or ())}</div>"
+            f"<div class='chunk-head'>{_chunk_head(rank, chunk, shown)}</div>"
+            f"{_chunk_text(chunk['content'], chunk.get('used') or ())}"
             "</div>"
         )
     return "".join(items)
@@ -70,8 +132,12 @@ CSS = """
 .chunk-head { font-size: 0.9em; margin-bottom: 4px; }
 .chunk-source { font-family: monospace; }
 .chunk-private { background: var(--color-accent-soft); border-radius: 4px; padding: 0 4px; font-size: 0.85em; }
-.chunk-text { white-space: pre-wrap; font-size: 0.85em; max-height: 12em; overflow-y: auto; }
+#score-legend .prose { font-size: var(--text-sm); }
+.chunk-text { white-space: pre-wrap; font-size: 0.85em; }
 .chunk-text mark { background: #fde68a; color: inherit; }
+.chunk-full > summary { cursor: pointer; color: var(--link-text-color); font-size: 0.85em; margin-top: 2px; }
+.chunk-full[open] > summary .when-closed, .chunk-full:not([open]) > summary .when-open { display: none; }
+.chunk:has(> .chunk-full[open]) > .chunk-preview { display: none; }
 .job-bar { height: 10px; background: var(--border-color-primary); border-radius: 5px; overflow: hidden; }
 .job-bar > div { height: 100%; background: var(--color-accent); transition: width 0.5s; }
 .job-head { margin-bottom: 6px; }
