@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -232,18 +233,24 @@ class CompareService:
             for arm in running
         ]
         if requests:
-            for event in self.runtime.engine.stream(requests, decoding, state.timing):
-                arm = running[event.row]
-                if isinstance(event, RowDone):
-                    state.answers[arm] = self._answer(arm, asdict(event.result), state.retrieval_s)
-                    state.texts[arm] = event.result.text
-                else:
-                    state.texts[arm] += event.text
-                yield state
+            events = self.runtime.engine.stream(requests, decoding, state.timing)
+            with closing(events):  # closing this stream closes the engine's: generation stops within a step
+                yield from self._follow(events, running, state)
         state.total_s = time.perf_counter() - started
         _mark_used(state)
         state.done = True
         yield state
+
+    def _follow(self, events: Iterator[Any], running: list[str], state: Comparison) -> Iterator[Comparison]:
+        """Apply each engine event to the comparison and yield it."""
+        for event in events:
+            arm = running[event.row]
+            if isinstance(event, RowDone):
+                state.answers[arm] = self._answer(arm, asdict(event.result), state.retrieval_s)
+                state.texts[arm] = event.result.text
+            else:
+                state.texts[arm] += event.text
+            yield state
 
     def _retrieve(
         self, question: str, options: CompareOptions, retrieval: dict[str, Any], state: Comparison

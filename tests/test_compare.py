@@ -199,3 +199,18 @@ def test_bad_retrieval_settings_are_refused(service):
         service.compare("hi", CompareOptions(retrieval="magic"))
     with pytest.raises(ValueError, match="top-k"):
         service.compare("hi", CompareOptions(top_k=-1))
+
+
+def test_closing_the_comparison_frees_the_engine_at_once(service):
+    """What happens when the browser leaves mid-answer: the next question starts within a second."""
+    import time
+
+    stream = service.stream("Tell me everything about tents.", CompareOptions(max_new_tokens=1024))
+    state = next(state for state in stream if any(state.texts.values()))
+    assert not state.done
+    stream.close()
+    started = time.perf_counter()
+    states = service.stream("Hi?", CompareOptions(arms=("finetuned",), max_new_tokens=2))
+    next(state for state in states if state.texts["finetuned"])
+    states.close()
+    assert time.perf_counter() - started < 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import replace
 from typing import Any
 
@@ -150,8 +151,11 @@ def build(
             timing=TIME_ALONE if time_alone else None,
         )
         try:
-            for state in service.stream(question, options):
-                yield _view(state)
+            # Closed explicitly: when the browser leaves, Gradio closes this generator, and the engine must
+            # stop generating for it at once rather than when the garbage collector gets to it.
+            with closing(service.stream(question, options)) as states:
+                for state in states:
+                    yield _view(state)
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
