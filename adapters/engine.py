@@ -511,7 +511,7 @@ class Engine:
 
     # -- choosing a strategy by measurement -----------------------------------------------------
 
-    def calibrate(self, context: Sequence[dict[str, str]], question: Sequence[dict[str, str]], tokens: int = 24) -> str:
+    def calibrate(self, context: Sequence[dict[str, str]], question: Sequence[dict[str, str]], tokens: int = 64) -> str:
         """Time a RAG-like and a fine-tuned-like arm side by side both ways; keep the faster strategy.
 
         Greedy outputs are token-identical either way (tested), so this only changes speed. Without an
@@ -529,7 +529,7 @@ class Engine:
         return self.strategy
 
     @staticmethod
-    def _fastest(candidates: dict[Any, Callable[[], object]], repeats: int = 3) -> dict[Any, float]:
+    def _fastest(candidates: dict[Any, Callable[[], object]], repeats: int = 2) -> dict[Any, float]:
         """Each candidate's best time over `repeats` runs after a warm-up, the candidates taking turns so a
         busy machine slows them alike."""
         best = {key: float("inf") for key in candidates}
