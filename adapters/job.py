@@ -3,7 +3,8 @@
 The job folder holds `spec.json` (what to train) and gets `events.jsonl`: one JSON object per line, flushed as it
 happens (state, dataset, backend, step, eval, saved, done), which the app tails to draw progress and losses.
 A file named `cancel` in the folder asks the job to stop after the current step; it then saves the adapter,
-registered as incomplete. The CLI runs the same `run_job` in its own process.
+registered as incomplete. The CLI runs the same `run_job` in its own process. Run as a module, the process also
+logs `orphaned` if the app that started it stops first.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -39,6 +41,7 @@ class JobSpec:
     fit: dict[str, Any] = field(default_factory=dict)  # overrides of the preset's FitSettings
     backend: str = "auto"
     device: str | None = None
+    owner: str = ""  # on a shared server, the workspace that launched it ("" : the server's owner)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @classmethod
@@ -165,6 +168,7 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> dict[str, Any]:
             eval_loss=result.eval_loss,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             job=spec.id,
+            owner=spec.owner,
         )
         info = registry.commit(staged, info)
     return {
@@ -186,8 +190,22 @@ def _as_tuple_fields(values: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
+def note_when_orphaned(job_dir: Path, every_s: float = 0.5) -> None:
+    """Logs an `orphaned` event once the app that started this process has gone, so that an app started later
+    can tell a job that died with its app from one that outlived it and died afterwards."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        EventLog(job_dir / EVENTS)({"type": "orphaned", "parent": parent})
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit("usage: python -m adapters.job JOB_DIR")
+    note_when_orphaned(Path(sys.argv[1]))
     final = run_job(Path(sys.argv[1]))
     raise SystemExit(0 if final["state"] != "failed" else 1)

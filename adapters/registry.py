@@ -12,7 +12,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 
 METADATA = "playground.json"
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_STAGING = re.compile(r"\.staging-.*-(\d+)")  # `.staging-<name>-<pid of the process saving>`
 
 
 @dataclass
@@ -36,6 +37,7 @@ class AdapterInfo:
     eval_loss: float | None = None
     created: str = ""  # ISO date and time, UTC
     job: str = ""  # the job that trained it
+    owner: str = ""  # on a shared server, the workspace (browser) that trained it until published; "" : everyone's
     path: str = ""  # filled in when read
 
     def to_json(self) -> dict[str, Any]:
@@ -76,7 +78,7 @@ class AdapterRegistry:
     def staging(self, name: str) -> Iterator[Path]:
         """A fresh folder to save an adapter into; removed if the block fails. `commit` moves it into place."""
         self.root.mkdir(parents=True, exist_ok=True)
-        folder = self.root / f".staging-{safe_adapter_name(name)}-{os.getpid()}"
+        folder = self.staging_folder(name, os.getpid())
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()
         try:
@@ -85,6 +87,30 @@ class AdapterRegistry:
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
+    def staging_folder(self, name: str, pid: int) -> Path:
+        """Where the process `pid` stages the adapter it saves as `name`."""
+        return self.root / f".staging-{safe_adapter_name(name)}-{pid}"
+
+    def remove_staging(self, name: str, pid: int) -> bool:
+        """Removes what a job process that is gone (killed mid-save) left staged; True when there was something."""
+        folder = self.staging_folder(name, pid)
+        if not folder.is_dir():
+            return False
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+
+    def remove_stale_staging(self, alive: Callable[[int], bool]) -> list[str]:
+        """Removes every staging folder whose process is no longer `alive`; returns their names."""
+        if not self.root.is_dir():
+            return []
+        removed = []
+        for folder in self.root.iterdir():
+            found = _STAGING.fullmatch(folder.name)
+            if found and folder.is_dir() and not alive(int(found.group(1))):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder.name)
+        return removed
+
     def commit(self, staged: Path, info: AdapterInfo) -> AdapterInfo:
         """Write the metadata into the staged folder and rename it to a free name (the wanted one if free)."""
         info.name = self.unique_name(info.name)
@@ -92,6 +118,18 @@ class AdapterRegistry:
         target = self.root / info.name
         staged.rename(target)  # atomic on one file system; the name was free a moment ago
         info.path = str(target)
+        return info
+
+    def set_owner(self, name: str, owner: str) -> AdapterInfo:
+        """Rewrite the adapter's metadata with another owner ("" publishes it to everyone); atomic."""
+        info = self.get(name)
+        if info is None:
+            raise KeyError(f"no adapter named {name!r}")
+        info.owner = owner
+        folder = Path(info.path)
+        temporary = folder / f".{METADATA}.tmp"
+        temporary.write_text(json.dumps({**info.to_json(), "path": ""}, indent=2))
+        temporary.replace(folder / METADATA)
         return info
 
     def delete(self, name: str) -> None:

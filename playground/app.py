@@ -27,7 +27,8 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
         gr.Markdown(f"# {TITLE}")
         banner = gr.Markdown(model_banner(runtime.model), elem_id="model-banner")
         with gr.Tab("Compare"):
-            compare_files, compare_adapter = compare_tab.build(service, workspace, finetune.adapter_choices(), banner)
+            choices = finetune.adapter_choices(finetune.roles.caller(None))  # a visitor's view until the page loads
+            compare_files, compare_adapter = compare_tab.build(service, workspace, choices, banner)
         with gr.Tab("Documents"):
             refresh, filled = documents_tab.build(documents, workspace, compare_files, service.sources)
         with gr.Tab("Fine-tune"):
@@ -36,14 +37,14 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
         def open_workspace(workspace_id: str | None) -> str:
             return documents.workspace(workspace_id).id
 
-        def current_adapters(chosen: str | None) -> dict:
+        def current_adapters(chosen: str | None, workspace_id: str | None) -> dict:
             # Adapters trained since the page was served (or by another page) are offered on every load.
-            names = finetune.adapter_choices()
+            names = finetune.adapter_choices(finetune.roles.caller(workspace_id))
             return gr.update(choices=names, value=chosen if chosen in names else runtime.model.adapter)
 
         app.load(open_workspace, workspace, workspace, api_visibility="private").then(
             refresh, workspace, filled, api_visibility="private"
-        ).then(current_adapters, compare_adapter, compare_adapter, api_visibility="private")
+        ).then(current_adapters, [compare_adapter, workspace], compare_adapter, api_visibility="private")
     app.queue(default_concurrency_limit=4)
     return app
 

@@ -152,8 +152,9 @@ def check_decoding(max_new_tokens: int | None, temperature: float | None, where:
 
 
 class CompareService:
-    def __init__(self, runtime: Runtime, attach: Callable[[str], None] | None = None) -> None:
-        """`attach(name)` loads a registered adapter into the engine when a question asks for it."""
+    def __init__(self, runtime: Runtime, attach: Callable[[str, str | None], None] | None = None) -> None:
+        """`attach(name, workspace)` checks that the asking workspace may use a registered adapter and loads it
+        into the engine when a question asks for it."""
         self.runtime = runtime
         self.attach = attach
 
@@ -178,14 +179,14 @@ class CompareService:
         adapter = options.adapter or self.runtime.model.adapter
         if not adapter:
             reason = f"No LoRA adapter has been trained on {self.runtime.model.base} yet (Fine-tune tab)."
-        elif adapter in self.runtime.engine.adapters:
+        elif adapter in self.runtime.engine.adapters and (adapter == self.runtime.model.adapter or not self.attach):
             return adapter
         elif self.attach is None:
             loaded = ", ".join(sorted(self.runtime.engine.adapters)) or "none"
             raise ValueError(f"No adapter named {adapter!r} is loaded (loaded: {loaded}).")
         else:
             try:
-                self.attach(adapter)
+                self.attach(adapter, options.workspace)  # loaded or not: may this browser use it?
                 return adapter
             except ValueError:  # no adapter by that name: the question is refused with the reason
                 raise

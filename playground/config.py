@@ -35,6 +35,17 @@ def _env_float(name: str, default: float) -> float:
     return _env_number(name, default, float)
 
 
+def _shared_from_env() -> bool:
+    value = _env("PLAYGROUND_SHARED", "auto").lower()
+    if value == "auto":
+        return bool(os.environ.get("SPACE_ID"))  # set by Hugging Face Spaces
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"environment variable PLAYGROUND_SHARED must be auto, 1 or 0, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=lambda: Path(_env("PLAYGROUND_HOME", ".playground")))
@@ -64,6 +75,10 @@ class Settings:
     qdrant_url: str = field(default_factory=lambda: _env("PLAYGROUND_QDRANT_URL", ""))
     # How the arms run side by side: auto (measured at start), interleaved, sequential or batched.
     side_by_side: str = field(default_factory=lambda: _env("PLAYGROUND_SIDE_BY_SIDE", "auto"))
+    # A shared demo (strangers use one server): auto = on a Hugging Face Space (SPACE_ID is set), else off.
+    shared: bool = field(default_factory=lambda: _shared_from_env())
+    # Unlocks the owner's actions in a shared demo's page; empty: nobody is the owner there.
+    owner_password: str = field(default_factory=lambda: os.environ.get("PLAYGROUND_OWNER_PASSWORD", ""), repr=False)
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

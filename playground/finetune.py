@@ -21,6 +21,7 @@ from adapters.train import FitSettings, LoraSettings
 from pipelines.indexing import chunks_of
 from playground.jobs import JobManager, JobView
 from playground.qa_builder import BuildReport, build_pairs, pairs_from_rows
+from playground.roles import Caller, Roles
 from playground.runtime import Runtime
 
 ISSUE_HEADERS = ["Line", "Field", "Problem"]
@@ -42,6 +43,7 @@ class Validation:
 class FinetuneService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.roles = Roles(runtime.settings)
         self.registry = AdapterRegistry(runtime.settings.home / "adapters")
         self.jobs = JobManager(runtime.settings.home, on_finished=self._adopt)
 
@@ -101,6 +103,7 @@ class FinetuneService:
         fit: dict[str, Any] | None = None,
         holdout: float = 0.1,
         backend: str = "auto",
+        caller: Caller = Caller(owner=True),
     ) -> JobView:
         """Checks everything a job would trip over before queueing it: data, settings, names."""
         self.preset(preset)  # an unknown preset fails here, before anything is queued
@@ -125,6 +128,7 @@ class FinetuneService:
             fit=fit,
             backend=backend,
             device=self.runtime.settings.device or None,
+            owner="" if not self.roles.shared else caller.workspace or "",
         )
         return self.jobs.submit(spec)
 
@@ -140,45 +144,74 @@ class FinetuneService:
 
     # ---- adapters ----------------------------------------------------------------------------------------------
 
-    def adapters(self) -> list[AdapterInfo]:
+    def adapters(self, caller: Caller = Caller(owner=True)) -> list[AdapterInfo]:
         """The adapter the app started with (the demo adapter may live outside the registry), then the others
-        trained on the loaded base model, newest first."""
-        registered = self.registry.list(self.runtime.model.base)
+        trained on the loaded base model that `caller` may use, newest first."""
+        registered = [a for a in self.registry.list(self.runtime.model.base) if self.roles.may_use(a, caller)]
         startup = startup_adapter(self.runtime, self.registry)
         if startup is None:
             return registered
         return [startup] + [a for a in registered if a.name != startup.name]
 
-    def adapter_choices(self) -> list[str]:
-        """What the Compare tab offers: the adapter loaded at start, then the registered ones."""
+    def adapter_choices(self, caller: Caller = Caller(owner=True)) -> list[str]:
+        """What the Compare tab offers: the adapter loaded at start, then the registered ones `caller` may use."""
         names = [self.runtime.model.adapter] if self.runtime.model.adapter else []
-        return names + [a.name for a in self.adapters() if a.name not in names]
+        return names + [a.name for a in self.adapters(caller) if a.name not in names]
 
-    def ensure_loaded(self, name: str) -> None:
-        """Attach a registered adapter to the engine if it is not yet (a reload of the base model is not needed)."""
-        if name in self.runtime.engine.adapters:
+    def ensure_loaded(self, name: str, workspace: str | None = None) -> None:
+        """Attach a registered adapter to the engine if it is not yet (a reload of the base model is not needed).
+        On a shared server a visitor's adapter answers only in that visitor's browser."""
+        if name == self.runtime.model.adapter:
             return
         info = self.registry.get(name)
-        if info is None or info.base_model != self.runtime.model.base:
+        if (
+            info is None
+            or info.base_model != self.runtime.model.base
+            or not self.roles.may_use(info, self.roles.caller(workspace))
+        ):
             raise ValueError(f"No adapter named {name!r} was trained on {self.runtime.model.base}.")
-        self.runtime.engine.load_adapter(name, info.path)
+        if name not in self.runtime.engine.adapters:
+            self.runtime.engine.load_adapter(name, info.path)
 
-    def delete(self, name: str) -> None:
+    def _managed(self, name: str, caller: Caller, action: str) -> AdapterInfo:
+        """The registered adapter `caller` may delete or export, or a ValueError saying why not."""
+        info = self.registry.get(name)
+        if info is None or not self.roles.may_use(info, caller):
+            raise ValueError(f"No adapter named {name!r} is registered; there is nothing to {action}.")
+        if not self.roles.may_manage(info, caller):
+            raise ValueError(f"Only the server's owner can {action} {name}: it was not trained in this browser.")
+        return info
+
+    def delete(self, name: str, caller: Caller = Caller(owner=True)) -> None:
         if name == self.runtime.model.adapter:
             raise ValueError(f"{name} is the adapter the app started with; it cannot be deleted from the page.")
-        if self.registry.get(name) is None:
-            raise ValueError(f"No adapter named {name!r} is registered; there is nothing to delete.")
+        self._managed(name, caller, "delete")
         self.runtime.engine.unload_adapter(name)
         self.registry.delete(name)
 
-    def export_merged(self, name: str) -> Path:
+    def publish(self, name: str, caller: Caller) -> None:
+        """The owner makes a visitor's adapter everyone's (it is offered in every browser's Compare tab)."""
+        if not caller.owner:
+            raise ValueError("Only the server's owner can publish adapters.")
+        self._managed(name, caller, "publish")
+        self.registry.set_owner(name, "")
+
+    def cancel(self, caller: Caller = Caller(owner=True)) -> str:
+        """Cancel the running or next job: the owner any, a visitor only one launched from its browser."""
+        view = self.jobs.current()
+        if view is None or view.final:
+            raise ValueError("No fine-tune is running or waiting.")
+        owner = self.jobs.owner_of(view.id)
+        if not caller.owner and owner != caller.workspace:
+            raise ValueError("Only the server's owner can cancel a fine-tune launched from another browser.")
+        return self.jobs.cancel(view.id)
+
+    def export_merged(self, name: str, caller: Caller = Caller(owner=True)) -> Path:
         """The base model with the adapter merged in, saved as a plain transformers folder."""
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        info = self.registry.get(name)
-        if info is None:
-            raise ValueError(f"No adapter named {name!r}.")
+        info = self._managed(name, caller, "export")
         target = self.runtime.settings.home / "exports" / f"{name}-merged"
         staging = target.with_name(f".{target.name}.partial")
         shutil.rmtree(staging, ignore_errors=True)
@@ -190,13 +223,15 @@ class FinetuneService:
         staging.rename(target)
         return target
 
-    def push_to_hub(self, name: str, repo_id: str, token: str | None) -> str:
-        """Upload the adapter folder; the token is used for this call only and never stored or shown."""
+    def push_to_hub(self, name: str, repo_id: str, typed_token: str | None, caller: Caller = Caller(owner=True)) -> str:
+        """Upload the adapter folder with the token typed, or the server's HF_TOKEN for its owner only; the token
+        is used for this call only and never stored or shown."""
         from huggingface_hub import HfApi
 
         info = self.registry.get(name)
-        if info is None:
+        if info is None or not self.roles.may_use(info, caller):
             raise ValueError(f"No adapter named {name!r}.")
+        token = self.roles.hub_token(typed_token, caller)
         if not repo_id.strip() or "/" not in repo_id:
             raise ValueError("Give the repository as owner/name, e.g. my-user/pinecrest-voice.")
         api = HfApi(token=token or None)
@@ -301,22 +336,22 @@ def _fill_from_demo_build(info: AdapterInfo, record: Path, data: Path) -> None:
     info.backend = info.backend or "transformers"
 
 
-def registered_names(service: FinetuneService) -> list[str]:
-    """Adapters the page can delete, export or push: those in the registry (the startup one only if it is there,
-    and Delete refuses it)."""
-    return [a.name for a in service.registry.list(service.runtime.model.base)]
+def registered_names(service: FinetuneService, caller: Caller = Caller(owner=True)) -> list[str]:
+    """Adapters the page can delete, export or push: those in the registry `caller` may use (the startup one only
+    if it is there, and Delete refuses it)."""
+    return [a.name for a in service.registry.list(service.runtime.model.base) if service.roles.may_use(a, caller)]
 
 
 def _figure(value: float | None, digits: int = 4) -> str:
     return "–" if value is None or value != value else f"{value:.{digits}f}"  # NaN: no step ran
 
 
-def adapter_rows(service: FinetuneService) -> list[list[Any]]:
+def adapter_rows(service: FinetuneService, caller: Caller = Caller(owner=True)) -> list[list[Any]]:
     startup = service.runtime.model.adapter
     return [
         [
             a.name,
-            f"{a.status} · {STARTUP}" if a.name == startup else a.status,
+            _status_cell(a, startup, caller),
             a.dataset.get("file") or "–",
             a.steps or "–",
             _figure(a.train_loss),
@@ -325,8 +360,17 @@ def adapter_rows(service: FinetuneService) -> list[list[Any]]:
             round(a.duration_s / 60, 1) if a.duration_s else "–",
             a.created.replace("T", " ")[:16] or "–",
         ]
-        for a in service.adapters()
+        for a in service.adapters(caller)
     ]
+
+
+def _status_cell(adapter: AdapterInfo, startup: str | None, caller: Caller) -> str:
+    if adapter.name == startup:
+        return f"{adapter.status} · {STARTUP}"
+    if adapter.owner:  # a shared server's visitor trained it and the owner has not published it
+        whose = "yours (this browser), not published" if adapter.owner == caller.workspace else "a visitor's"
+        return f"{adapter.status} · {whose}"
+    return adapter.status
 
 
 def job_rows(views: list[JobView]) -> list[list[Any]]:

@@ -170,6 +170,10 @@ class JobManager:
             view.queue_position = queue.index(job_id) + 1 if job_id in queue else None
         return view
 
+    def owner_of(self, job_id: str) -> str:
+        """The workspace that launched the job on a shared server ("" : the owner, or a local run)."""
+        return JobSpec.read(self.root / job_id).owner
+
     def jobs(self) -> list[JobView]:
         """Every job, newest first."""
         return [self.view(job_id) for job_id in sorted(self._ids(), reverse=True)]

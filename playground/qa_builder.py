@@ -1,9 +1,9 @@
 """Question–answer pairs from indexed documents, to fine-tune on what the documents say ("RAG to fine-tuning").
 
-With a real instruct model the loaded model writes the questions (one engine call for all passages) and each answer is the
-passage sentence it came from. The offline demo model cannot write usable questions, so transparent templates
-make them from the sentences' own words; every pair says which way it was made, and the page shows them all for
-review and editing before anything trains.
+With a real instruct model the loaded model writes the questions (one engine call for all passages) and each
+answer is the passage sentence it came from. The offline demo model cannot write usable questions, so transparent
+templates make them from the sentences' own words; every pair says which way it was made, and the page shows them
+all for review and editing before anything trains.
 """
 
 from __future__ import annotations

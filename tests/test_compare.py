@@ -109,7 +109,7 @@ def test_latency_counts_retrieval_and_each_arms_own_prefill(service, timing):
 def test_an_adapter_that_fails_to_load_leaves_rag_and_base_answering(runtime, tmp_path):
     from playground.compare import CompareService
 
-    def broken(name: str) -> None:
+    def broken(name: str, workspace: str | None = None) -> None:
         raise OSError(f"{name}: adapter_model.safetensors is truncated")
 
     service = CompareService(runtime, attach=broken)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +169,7 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
     gr.Markdown("### 4. Adapters")
     adapters = gr.Dataframe(
         headers=ADAPTER_HEADERS,
-        value=adapter_rows(service),
+        value=adapter_rows(service, service.roles.caller(None)),
         interactive=False,
         wrap=True,
         column_widths=ADAPTER_WIDTHS,
@@ -179,22 +178,30 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
     )
     with gr.Row():
         chosen = gr.Dropdown(
-            registered_names(service),
+            registered_names(service, service.roles.caller(None)),
             label="Adapter (trained here; the startup adapter stays)",
             elem_id="ft-chosen",
             scale=2,
         )
         delete = gr.Button("Delete", variant="stop", elem_id="ft-delete")
         export = gr.Button("Export merged model", elem_id="ft-export")
+    roles = service.roles
     with gr.Row():
         repo = gr.Textbox(label="Hub repository (owner/name)", elem_id="ft-repo", scale=2)
+        server_token = "the server's HF_TOKEN, owner only" if roles.shared else "HF_TOKEN from the server's environment"
         token = gr.Textbox(
-            label="Hugging Face token (not stored; empty: HF_TOKEN from the server's environment)",
+            label=f"Hugging Face token (not stored; empty: {server_token})",
             type="password",
             elem_id="ft-token",
             scale=2,
         )
         push = gr.Button("Push adapter to the Hub", elem_id="ft-push")
+    with gr.Row(visible=roles.shared):
+        password = gr.Textbox(label="Owner password", type="password", elem_id="ft-owner-password", scale=2)
+        unlock = gr.Button("Unlock the owner's actions", elem_id="ft-unlock")
+        publish = gr.Button("Publish the chosen adapter to every visitor", elem_id="ft-publish")
+    gr.Markdown(roles.note(), elem_id="ft-roles", visible=roles.shared)
+    unlocked = gr.State(False)  # this page has typed the owner password (per browser tab, never stored)
     adapter_message = gr.Markdown(elem_id="ft-adapter-message")
     seen = gr.State(None)  # the adapter list last sent to the page, to update dropdowns only on change
 
@@ -229,7 +236,9 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         return [lora.rank, lora.alpha, lora.dropout, list(lora.target_modules), fit.learning_rate, fit.epochs,
                 fit.max_steps, fit.batch_size, fit.max_seq_length]  # fmt: skip
 
-    def start(path: str | None, choice: str, wanted: str, share: float, *values: Any) -> tuple[Any, ...]:
+    def start(
+        path: str | None, choice: str, wanted: str, share: float, workspace_id: str | None, owner: bool, *values: Any
+    ) -> tuple[Any, ...]:
         if not path:
             raise gr.Error("Upload a dataset or choose a sample one first.")
         r, a, d, mods, lr, ep, ms, bs, ml = values
@@ -237,21 +246,23 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         fit = {"learning_rate": lr, "epochs": ep, "max_steps": _int(ms), "batch_size": _int(bs),
                "max_seq_length": _int(ml)}  # fmt: skip
         try:
-            view = service.launch(Path(path), wanted, choice, lora, fit, holdout=float(share) / 100)
+            caller = roles.caller(workspace_id, owner)
+            view = service.launch(Path(path), wanted, choice, lora, fit, holdout=float(share) / 100, caller=caller)
         except ValueError as error:
             raise gr.Error(str(error)) from None
         return _progress_html(view), _status(view), _losses(view), job_rows(service.jobs.jobs())
 
-    def stop() -> str:
-        view = service.jobs.current()
-        if view is None or view.final:
-            raise gr.Error("No fine-tune is running or waiting.")
-        return service.jobs.cancel(view.id)
+    def stop(workspace_id: str | None, owner: bool) -> str:
+        try:
+            return service.cancel(roles.caller(workspace_id, owner))
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
 
-    def tick(last: Any) -> tuple[Any, ...]:
+    def tick(last: Any, workspace_id: str | None, owner: bool) -> tuple[Any, ...]:
         """Sends only what changed since the last tick: every open page polls once a second."""
         last = last or {}
-        view, views, names = service.jobs.current(), service.jobs.jobs(), service.adapter_choices()
+        caller = roles.caller(workspace_id, owner)
+        view, views, names = service.jobs.current(), service.jobs.jobs(), service.adapter_choices(caller)
         progress_now = [(v.id, v.state, v.step, len(v.eval_losses), v.queue_position) for v in views]
         moved = progress_now != last.get("jobs")
         changed = names != last.get("names")
@@ -260,8 +271,8 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         )
         adapter_updates = (
             (
-                gr.update(value=adapter_rows(service)),
-                gr.update(choices=registered_names(service)),
+                gr.update(value=adapter_rows(service, caller)),
+                gr.update(choices=registered_names(service, caller)),
                 gr.update(choices=names),
             )
             if changed
@@ -269,32 +280,47 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         )
         return (*job_updates, *adapter_updates, {"jobs": progress_now, "names": names})
 
-    def remove(name: str | None) -> str:
+    def remove(name: str | None, workspace_id: str | None, owner: bool) -> str:
         if not name:
             raise gr.Error("Choose an adapter first.")
         try:
-            service.delete(name)
+            service.delete(name, roles.caller(workspace_id, owner))
         except (ValueError, KeyError) as error:
             raise gr.Error(str(error)) from None
         return f"Deleted {name}."
 
-    def merged(name: str | None) -> str:
+    def merged(name: str | None, workspace_id: str | None, owner: bool) -> str:
         if not name:
             raise gr.Error("Choose an adapter first.")
         try:
-            return f"Merged model written to `{service.export_merged(name)}`."
+            return f"Merged model written to `{service.export_merged(name, roles.caller(workspace_id, owner))}`."
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
-    def upload_to_hub(name: str | None, repo_id: str, typed: str) -> tuple[str, str]:
+    def upload_to_hub(
+        name: str | None, repo_id: str, typed: str, workspace_id: str | None, owner: bool
+    ) -> tuple[str, str]:
         if not name:
             raise gr.Error("Choose an adapter first.")
-        secret = typed.strip() or os.environ.get("HF_TOKEN") or None
         try:
-            url = service.push_to_hub(name, repo_id, secret)
+            url = service.push_to_hub(name, repo_id, typed, roles.caller(workspace_id, owner))
         except ValueError as error:
             raise gr.Error(str(error)) from None
         return f"Pushed {name} to {url}.", ""  # the token box is emptied, never echoed
+
+    def become_owner(typed: str) -> tuple[bool, str, str]:
+        if not roles.unlock(typed or ""):
+            raise gr.Error("That is not the owner password (PLAYGROUND_OWNER_PASSWORD).")
+        return True, "", "Owner actions unlocked in this tab."
+
+    def make_public(name: str | None, workspace_id: str | None, owner: bool) -> str:
+        if not name:
+            raise gr.Error("Choose an adapter first.")
+        try:
+            service.publish(name, roles.caller(workspace_id, owner))
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        return f"Published {name}: every visitor can now choose it."
 
     private = {"api_visibility": "private"}
     upload.change(check, [upload, length], [data_path, verdict, issues, stats], **private)
@@ -302,16 +328,19 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
     make.click(build_pairs, [origin, limit, workspace], [built_note, pairs], **private)
     use_pairs.click(adopt_pairs, [pairs, length], [data_path, verdict, issues, stats], **private)
     preset.change(apply_preset, preset, settings, **private)
-    launch.click(start, [data_path, preset, name, holdout, *settings], [progress, status, plot, jobs], **private)
-    cancel.click(stop, None, status, **private)
+    who = [workspace, unlocked]
+    launch.click(start, [data_path, preset, name, holdout, *who, *settings], [progress, status, plot, jobs], **private)
+    cancel.click(stop, who, status, **private)
     timer = gr.Timer(1.0)
     timer.tick(
-        tick, seen, [progress, status, plot, jobs, adapters, chosen, compare_adapter, seen], **private,
+        tick, [seen, *who], [progress, status, plot, jobs, adapters, chosen, compare_adapter, seen], **private,
         show_progress="hidden",
     )  # fmt: skip
-    delete.click(remove, chosen, adapter_message, **private)
-    export.click(merged, chosen, adapter_message, **private)
-    push.click(upload_to_hub, [chosen, repo, token], [adapter_message, token], **private)
+    delete.click(remove, [chosen, *who], adapter_message, **private)
+    export.click(merged, [chosen, *who], adapter_message, **private)
+    push.click(upload_to_hub, [chosen, repo, token, *who], [adapter_message, token], **private)
+    unlock.click(become_owner, password, [unlocked, password, adapter_message], **private)
+    publish.click(make_public, [chosen, *who], adapter_message, **private)
 
 
 def _int(value: Any) -> int | None:
