@@ -6,6 +6,7 @@ import gradio as gr
 
 from playground.compare import CompareService
 from playground.finetune import FinetuneService
+from playground.load import LoadLimits, enable_queue, max_upload_bytes
 from playground.runtime import Runtime
 from playground.ui import compare as compare_tab
 from playground.ui import documents as documents_tab
@@ -21,7 +22,7 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
     finetune = finetune or FinetuneService(runtime)
     service = CompareService(runtime, attach=finetune.ensure_loaded)
     documents = DocumentsService(runtime)
-    with gr.Blocks(title=TITLE) as app:
+    with gr.Blocks(title=TITLE, delete_cache=(5 * 60, 30 * 60)) as app:  # uploads whose event never ran, after 30 min
         # The browser's private workspace id, kept in its local storage so a reload finds its uploads again.
         workspace = gr.BrowserState(None, storage_key="playground-workspace")
         gr.Markdown(f"# {TITLE}")
@@ -45,17 +46,19 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
         app.load(open_workspace, workspace, workspace, api_visibility="private").then(
             refresh, workspace, filled, api_visibility="private"
         ).then(current_adapters, [compare_adapter, workspace], compare_adapter, api_visibility="private")
-    app.queue(default_concurrency_limit=4)
+    enable_queue(app, LoadLimits.of(runtime.settings), default_concurrency_limit=4)
     return app
 
 
 def launch(app: gr.Blocks, host: str, port: int, share: bool) -> None:
-    """Serve until Ctrl-C or SIGTERM; either way the browsers' uploaded files are removed before this returns."""
+    """Serve until Ctrl-C or SIGTERM; either way the browsers' uploaded files are removed before this returns. Gradio's
+    upload cache is kept in the server's workspaces folder, so it goes too (or at the next start, after a crash)."""
     import signal
     import sys
     import threading
 
-    from playground.workspaces import close_all
+    from playground.ui.documents import uploads_cached_in
+    from playground.workspaces import close_all, upload_cache
 
     def interrupt(signum: int, frame: object) -> None:
         # SIGTERM would end the process without any cleanup; Gradio's wait loop stops the server on this.
@@ -64,7 +67,8 @@ def launch(app: gr.Blocks, host: str, port: int, share: bool) -> None:
     in_main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
     previous = signal.signal(signal.SIGTERM, interrupt) if in_main else None
     try:
-        app.launch(server_name=host, server_port=port, share=share, css=CSS)
+        with uploads_cached_in(app, upload_cache()):
+            app.launch(server_name=host, server_port=port, share=share, css=CSS, max_file_size=max_upload_bytes())
     except KeyboardInterrupt:  # it came before Gradio's wait loop: stopping is still what was asked
         pass
     except OSError as error:  # Gradio could not bind: a user's choice of port or host, not a bug

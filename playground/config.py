@@ -79,6 +79,10 @@ class Settings:
     shared: bool = field(default_factory=lambda: _shared_from_env())
     # Unlocks the owner's actions in a shared demo's page; empty: nobody is the owner there.
     owner_password: str = field(default_factory=lambda: os.environ.get("PLAYGROUND_OWNER_PASSWORD", ""), repr=False)
+    # Comparisons (page and API) that may wait for a slot; one more is refused at once with a "try again" estimate.
+    queue_size: int = field(default_factory=lambda: _env_int("PLAYGROUND_QUEUE_SIZE", 16))
+    # Comparisons that run at once: the engine generates for one at a time, a second prepares its retrieval.
+    concurrency: int = field(default_factory=lambda: _env_int("PLAYGROUND_CONCURRENCY", 2))
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -1,14 +1,17 @@
 """Fine-tuning jobs: a queue that trains one job at a time, each in its own process, with its history on disk.
 
-Every job has a folder under PLAYGROUND_HOME/jobs: `spec.json`, the `events.jsonl` its process writes, `pid`,
-and `final.json` once the app has seen it end. A job whose process ended without a `done` event (killed, or
-the app stopped under it) is marked failed with the reason. A restart of the app re-attaches to a job process
-that is still running, fails those that died with it, and starts the queued ones.
+Every job has a folder under PLAYGROUND_HOME/jobs: `spec.json`, the `events.jsonl` its process writes, `pid` and
+`process.json` (that pid with its start time, and the app that started it), and `final.json` once an app has seen
+it end. The leading manager watches every unfinished job's process, whoever started it (its own child, or the CLI
+running a job in its own process): one that ended without a `done` event is marked failed with the reason within
+a second, and its staging folder is removed. A restart of the app re-attaches to a job process that is still
+running, fails those that ended meanwhile, and starts the queued ones.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
@@ -17,19 +20,22 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from adapters.job import CANCEL, FINAL_STATES, JobSpec, read_events, run_job
-from adapters.registry import safe_adapter_name
+from adapters.registry import AdapterRegistry, safe_adapter_name
 from adapters.resolver import ResolvedModel
 from playground.config import PROJECT_ROOT
 from playground.processes import process_alive
 
-FINAL = "final.json"
+FINAL, PROCESS = "final.json", "process.json"
 POLL_S = 0.5
+APP_STOPPED = "the app stopped while this job ran; its process is gone and no adapter was saved"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -105,6 +111,51 @@ def new_job_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
+@dataclass(frozen=True)
+class JobProcess:
+    """The process that runs a job, as its folder records it. Pids are reused: the start time tells them apart."""
+
+    pid: int
+    start: float | None = None  # process_start(pid) when recorded; None: an older version's folder, or unreadable
+    app_pid: int | None = None  # the app that started it as its child; None: the CLI runs it in its own process
+    app_start: float | None = None
+
+    def running(self, job_id: str) -> bool:
+        if self.start is None:  # recorded by an older version: only the command line tells
+            return process_alive(self.pid) and _is_job_process(self.pid, job_id)
+        return _same_process(self.pid, self.start)
+
+    @property
+    def by_app(self) -> bool:
+        return self.app_pid is not None or self.start is None  # older versions recorded only the app's children
+
+    def app_gone(self) -> bool:
+        return self.app_pid is not None and not _same_process(self.app_pid, self.app_start)
+
+
+def process_start(pid: int) -> float | None:
+    """When the process started (clock ticks since boot, or psutil's create time); None when it cannot be read."""
+    try:  # field 22 of /proc/<pid>/stat; the command name before it may hold spaces and parentheses
+        return float(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _same_process(pid: int, start: float | None) -> bool:
+    if not process_alive(pid):
+        return False
+    now = process_start(pid)
+    return now is None or start is None or now == start
+
+
 class JobManager:
     """Queues jobs and runs one at a time in a child process; safe to use from several request threads."""
 
@@ -121,12 +172,14 @@ class JobManager:
         self._lock = threading.RLock()
         self._process: subprocess.Popen | None = None
         self._running: str | None = None
-        self._attached_pid: int | None = None  # a job process started by an earlier run of the app
+        self._attached: JobProcess | None = None  # a job process started by an earlier run of the app
+        self._me = JobProcess(os.getpid(), process_start(os.getpid()))  # recorded as the app of the jobs it starts
         self._ended: dict[str, JobView] = {}  # explicit cache of ended jobs' views
         # Several managers may watch one home (the app, a test, a second app); only the one holding this lock
         # starts jobs, so one job trains at a time. The others submit, cancel and read.
         self._lock_file = (self.root / ".leader").open("a")
         self.leader = _try_lock(self._lock_file)
+        _remove_stale_staging(home / "adapters")
         if self.leader:
             self._recover()
         self._stop = threading.Event()
@@ -204,15 +257,19 @@ class JobManager:
     def _supervise(self) -> None:
         while not self._stop.wait(POLL_S):
             if not self.leader:  # take over when the leading manager has gone
-                self.leader = _try_lock(self._lock_file)
-                if self.leader:
-                    self._recover()
+                with self._lock:
+                    self.leader = _try_lock(self._lock_file)
+                    if self.leader:
+                        self._recover()
+            if not self.leader:
+                continue
             try:
                 with self._lock:
                     self._check_running()
+                    self._check_others()
                     self._start_next()
-            except Exception as error:  # never let the supervisor die: report and go on
-                print(f"job supervisor: {type(error).__name__}: {error}", file=sys.stderr)
+            except Exception:  # never let the supervisor die: report and go on
+                logger.exception("job supervisor")
 
     def _check_running(self) -> None:
         if self._running is None:
@@ -222,13 +279,42 @@ class JobManager:
             code = self._process.poll()
             if code is None:
                 return
-        elif self._attached_pid is not None and process_alive(self._attached_pid):
+            record: JobProcess | None = JobProcess(self._process.pid)
+        elif self._attached is not None and self._attached.running(job_id):
             return
         else:
-            code = None
-        self._process, self._running, self._attached_pid = None, None, None
-        said = next((e for e in reversed(read_events(self.root / job_id)) if e.get("type") == "done"), None)
-        self._finish(job_id, said or {"type": "done", "state": "failed", "error": _death(code, self.view(job_id))})
+            code, record = None, self._attached
+        self._process, self._running, self._attached = None, None, None
+        self._process_gone(job_id, record, code)
+
+    def _check_others(self) -> None:
+        """Jobs whose process this manager did not start (the CLI's, or one an earlier app left): fail those gone."""
+        for job_id in self._ids():
+            if job_id == self._running or job_id in self._ended or self._final(job_id) is not None:
+                continue
+            record = _read_process(self.root / job_id)
+            if record is not None and not record.running(job_id):
+                self._process_gone(job_id, record)
+
+    def _process_gone(
+        self, job_id: str, record: JobProcess | None, code: int | None = None, recovering: bool = False
+    ) -> None:
+        """The job's process has ended: its own `done` event if it wrote one, else failed with what is known."""
+        job_dir = self.root / job_id
+        said = _said_done(job_dir)
+        if said is None:
+            view = self.view(job_id)
+            if code is not None:  # our own child: its exit status says how it ended
+                reason = _death(code, view)
+            elif record is not None and recovering and _died_with_app(job_dir, record):
+                reason = APP_STOPPED
+            else:  # someone else's process: its exit status is not ours to read
+                reason = _lost(record, view)
+            logger.warning("job %s failed: %s", job_id, reason)
+            if record is not None:
+                _remove_staging(job_dir, record.pid)
+            said = {"type": "done", "state": "failed", "error": reason}
+        self._finish(job_id, said)
 
     def _start_next(self) -> None:
         if self._running is not None or not self.leader:
@@ -246,34 +332,31 @@ class JobManager:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
             )
-        (job_dir / "pid").write_text(str(self._process.pid))
+        pid = self._process.pid
+        _record_process(job_dir, JobProcess(pid, process_start(pid), self._me.pid, self._me.start))
         self._running = job_id
 
     def _finish(self, job_id: str, event: dict[str, Any]) -> None:
-        path = self.root / job_id / FINAL
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(event))
-        temporary.replace(path)
+        _write_json(self.root / job_id / FINAL, event)
         if self.on_finished is not None:
             try:
                 self.on_finished(self.view(job_id))
-            except Exception as error:  # a listener's failure must not lose the job's state
-                print(f"job listener: {type(error).__name__}: {error}", file=sys.stderr)
+            except Exception:  # a listener's failure must not lose the job's state
+                logger.exception("job listener")
 
     def _recover(self) -> None:
-        """After a restart: re-attach to a job process still running, fail the ones that died with the app."""
+        """After a restart: re-attach to a job process still running, fail the ones that ended while none watched."""
         for job_id in sorted(self._ids()):
             if self._final(job_id) is not None:
                 continue
-            pid = _read_pid(self.root / job_id)
-            if pid is None:
+            record = _read_process(self.root / job_id)
+            if record is None:
                 continue  # never started: it stays queued
-            if process_alive(pid) and _is_job_process(pid, job_id) and self._running is None:
-                self._running, self._attached_pid = job_id, pid
-                continue
-            said = next((e for e in reversed(read_events(self.root / job_id)) if e.get("type") == "done"), None)
-            reason = "the app stopped while this job ran; its process is gone and no adapter was saved"
-            self._finish(job_id, said or {"type": "done", "state": "failed", "error": reason})
+            if not record.running(job_id):
+                self._process_gone(job_id, record, recovering=True)
+            elif record.by_app and self._running is None:  # an earlier app's child: it counts as this one's
+                self._running, self._attached = job_id, record
+            # A CLI job (or a second one still running) is watched by _check_others.
 
     # ---- reading the folders -----------------------------------------------------------------------------------
 
@@ -313,6 +396,49 @@ def _read_pid(job_dir: Path) -> int | None:
         return None
 
 
+def _record_process(job_dir: Path, record: JobProcess) -> None:
+    """`process.json` before `pid`: whoever sees the pid (the queue, a watcher) finds the whole record."""
+    _write_json(job_dir / PROCESS, asdict(record))
+    (job_dir / "pid").write_text(str(record.pid))
+
+
+def _read_process(job_dir: Path) -> JobProcess | None:
+    try:
+        data = json.loads((job_dir / PROCESS).read_text())
+        return JobProcess(**{k: v for k, v in data.items() if k in JobProcess.__dataclass_fields__})
+    except (OSError, ValueError, TypeError):  # none yet, or a folder from an older version: the bare pid
+        pid = _read_pid(job_dir)
+        return None if pid is None else JobProcess(pid)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data))
+    temporary.replace(path)
+
+
+def _said_done(job_dir: Path) -> dict[str, Any] | None:
+    return next((e for e in reversed(read_events(job_dir)) if e.get("type") == "done"), None)
+
+
+def _died_with_app(job_dir: Path, record: JobProcess) -> bool:
+    """The app that started the job has stopped too, and the job never noticed it had gone: they ended together."""
+    return record.app_gone() and not any(e.get("type") == "orphaned" for e in read_events(job_dir))
+
+
+def _remove_staging(job_dir: Path, pid: int) -> None:
+    """What the job's dead process had begun to save (`.staging-<name>-<pid>`)."""
+    spec = JobSpec.read(job_dir)
+    if AdapterRegistry(Path(spec.adapters_dir)).remove_staging(spec.name, pid):
+        logger.info("job %s: removed the adapter its process (pid %d) had begun to save", spec.id, pid)
+
+
+def _remove_stale_staging(adapters_dir: Path) -> None:
+    """Staging folders of processes that are gone (killed while no app watched) are half-saved adapters."""
+    for name in AdapterRegistry(adapters_dir).remove_stale_staging(process_alive):
+        logger.info("removed %s: the process saving it is gone", name)
+
+
 def _is_job_process(pid: int, job_id: str) -> bool:
     """Pids are reused: only a process running this job's module on this job's folder counts."""
     try:
@@ -322,16 +448,22 @@ def _is_job_process(pid: int, job_id: str) -> bool:
     return "adapters.job" in command and job_id in command
 
 
-def _death(code: int | None, view: JobView) -> str:
+def _death(code: int, view: JobView) -> str:
+    """Why our own child ended: its exit status says."""
     where = f" at step {view.step} of {view.total_steps}" if view.total_steps else ""
-    if code is not None and code < 0:
+    if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         how = f"was killed ({name})"
-    elif code is not None:
-        how = f"exited with code {code} without finishing"
     else:
-        how = "ended without finishing"
+        how = f"exited with code {code} without finishing"
     return f"the training process {how}{where}; no adapter was saved"
+
+
+def _lost(record: JobProcess | None, view: JobView) -> str:
+    """Why another process's job ended, as far as one can tell: no exit status, just that it is gone."""
+    which = f" (pid {record.pid})" if record is not None else ""
+    where = f"; last step {view.step} of {view.total_steps}" if view.total_steps else ""
+    return f"the job's process{which} ended without finishing (killed, or it crashed){where}; no adapter was saved"
 
 
 def run_here(
@@ -360,12 +492,12 @@ def run_here(
     )
     job_dir = home / "jobs" / spec.id
     job_dir.mkdir(parents=True)
-    # The pid first: a page's job queue running on the same home must not take this job for a queued one.
-    (job_dir / "pid").write_text(str(os.getpid()))
+    # The process first: a page's job queue on the same home must not take this job for a queued one, and a
+    # running app watches this pid to fail the job if the process dies (no app is its parent).
+    _record_process(job_dir, JobProcess(os.getpid(), process_start(os.getpid())))
     spec.write(job_dir)
     done = run_job(job_dir, echo=lambda event: log(_progress_line(event)))
-    path = job_dir / FINAL
-    path.write_text(json.dumps(done))
+    _write_json(job_dir / FINAL, done)
     return done
 
 

@@ -67,12 +67,20 @@ class DocumentsService:
     def upload(self, workspace_id: str | None, paths: Sequence[Path], progress: Progress | None = None) -> list[Any]:
         return self.add(workspace_id, paths, progress).rows
 
-    def add(self, workspace_id: str | None, paths: Sequence[Path], progress: Progress | None = None) -> Uploaded:
-        """Index the files into the workspace: its table and a message on what became of these files."""
+    def add(
+        self,
+        workspace_id: str | None,
+        paths: Sequence[Path],
+        progress: Progress | None = None,
+        cache: Path | None = None,
+    ) -> Uploaded:
+        """Index the files into the workspace: its table and a message on what became of these files. Files in
+        `cache` (the web server's upload cache) are moved out of it first, and none is left there, even on failure."""
         workspace = self.workspace(workspace_id)
-        if not paths:
-            raise ValueError("Choose one or more files to upload first.")
-        reports = self.workspaces.upload(workspace, paths, progress)
+        with self.workspaces.taken(workspace, paths, cache) as taken:
+            if not taken:
+                raise ValueError("Choose one or more files to upload first.")
+            reports = self.workspaces.upload(workspace, taken, progress)
         return Uploaded(self.table(workspace), upload_message(reports))
 
     def table(self, workspace: Workspace) -> list[list[Any]]:

@@ -3,11 +3,13 @@
 The shared knowledge base stays read-only; each workspace has its own in-memory store and keeps copies of its
 indexed files on disk so they can be re-indexed with other chunk settings. Workspaces live as long as the
 process, and are dropped with their files after a while unused; their folder goes when the process ends (or, after a
-crash, when the next one starts).
+crash, when the next one starts). A server keeps the web framework's upload cache in that folder too, and moves each
+upload out of it into the workspace as soon as it arrives, since the cache serves whatever it holds to anyone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -15,7 +17,7 @@ import shutil
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -46,6 +48,11 @@ class Workspace:
         """Names of the files with chunks in the store."""
         return [name for name, report in self.reports.items() if report.chunks]
 
+    @property
+    def inbox(self) -> Path:
+        """Uploads on their way in, and fine-tune datasets: beside `folder`, as any name may be an uploaded file's."""
+        return self.folder.with_name(f"{self.folder.name}.inbox")
+
 
 def chunks_of_file(store: DocumentStore, name: str) -> list[Document]:
     found = store.filter_documents({"field": "meta.file_path", "operator": "==", "value": name})
@@ -66,6 +73,7 @@ class Workspaces:
     ) -> None:
         # One folder per process, so a CLI run next to the server never touches the server's files.
         self.root = parent / str(os.getpid())
+        self.upload_cache = self.root / UPLOAD_CACHE
         self.embedder = embedder
         self.chunking = chunking
         self.limits = limits
@@ -124,6 +132,25 @@ class Workspaces:
                 self._record(workspace, path, report)
             return reports
 
+    @contextlib.contextmanager
+    def taken(self, workspace: Workspace, paths: Sequence[Path], cache: Path | None) -> Iterator[list[Path]]:
+        """The uploads in `cache` moved into a new folder of the workspace's inbox for the time of the block, which
+        removes that folder (what is kept is copied into the workspace's folder); other paths stay where they are."""
+        batch = workspace.inbox / secrets.token_hex(8)
+        try:
+            yield [_take(path, batch / str(i) / path.name, cache) for i, path in enumerate(paths)]
+        finally:
+            for path in paths:  # what could not be moved goes too
+                _discard(path, cache)
+            shutil.rmtree(batch, ignore_errors=True)
+
+    def keep(self, workspace: Workspace, path: Path, cache: Path | None) -> Path:
+        """An upload in `cache` moved into the workspace's inbox, where it stays until the workspace goes."""
+        try:
+            return _take(path, workspace.inbox / secrets.token_hex(8) / path.name, cache)
+        finally:
+            _discard(path, cache)
+
     def reindex(
         self, workspace: Workspace, chunking: ChunkSettings, progress: Progress | None = None
     ) -> list[FileReport]:
@@ -169,9 +196,18 @@ class Workspaces:
             if now - workspace.used > self.idle_s and not workspace.lock.locked():
                 del self._workspaces[workspace_id]
                 shutil.rmtree(workspace.folder, ignore_errors=True)
+                shutil.rmtree(workspace.inbox, ignore_errors=True)
 
 
 _OPEN: weakref.WeakSet[Workspaces] = weakref.WeakSet()
+UPLOAD_CACHE = "uploads"  # shorter than any workspace id, so never one's folder
+
+
+def upload_cache() -> Path | None:
+    """Where a server should have the web framework keep uploads: in the folder of its one open `Workspaces`, so a
+    stop removes them with the workspaces, and so does the next start after a crash. None unless exactly one is open."""
+    opened = list(_OPEN)
+    return opened[0].upload_cache if len(opened) == 1 else None
 
 
 def close_all() -> None:
@@ -190,3 +226,29 @@ def _remove_orphans(parent: Path) -> None:
     for folder in parent.glob("*"):
         if folder.name.isdigit() and not process_alive(int(folder.name)):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and Path(path).resolve().is_relative_to(Path(folder).resolve())
+
+
+def _take(path: Path, target: Path, cache: Path | None) -> Path:
+    """`path` moved to `target` if it is in `cache`; any other path is left alone and returned as it is."""
+    if not _inside(path, cache):
+        return path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):  # taken already by an identical upload: reported as unreadable
+        shutil.move(path, target)
+    return target
+
+
+def _discard(path: Path, cache: Path | None) -> None:
+    """Remove an upload from `cache`, and the folder made for it there once it is empty (another upload of the same
+    content shares that folder)."""
+    if not _inside(path, cache):
+        return
+    Path(path).unlink(missing_ok=True)
+    folder = Path(path).parent
+    if folder.resolve() != Path(cache).resolve():
+        with contextlib.suppress(OSError):  # not empty
+            folder.rmdir()

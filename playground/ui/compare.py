@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 
 from playground.compare import ROW_NAMES, CompareOptions, CompareService, Comparison
+from playground.load import COMPARE_GROUP
 from playground.metrics import TABLE_HEADERS, table_rows
 from playground.ui.render import chunks_html, model_banner, score_legend
 
@@ -176,8 +177,10 @@ def build(
     ]
     outputs = [*panes, chunks, legend, metrics, summary, how]
     private: dict[str, Any] = {"api_visibility": "private"}
-    ask.click(run, inputs, outputs, **private)
-    prompt.submit(run, inputs, outputs, **private)
+    # One concurrency group for the page and the API: their comparisons share the slots and the bounded wait.
+    slots: dict[str, Any] = {"concurrency_limit": settings.concurrency, "concurrency_id": COMPARE_GROUP}
+    ask.click(run, inputs, outputs, **private, **slots)  # default show_progress: a waiting page sees its position
+    prompt.submit(run, inputs, outputs, **private, **slots)
     show_base.change(lambda show: gr.update(visible=show), show_base, panes[0], **private)
     hybrid.change(lambda show: gr.update(visible=show), hybrid, panes[3], **private)
 
@@ -231,5 +234,5 @@ def build(
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
-    gr.api(compare, api_name="compare")
+    gr.api(compare, api_name="compare", **slots)
     return files, adapter

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
+from playground.load import max_upload_bytes
 from playground.ui.render import chunks_html
 from playground.uploads import TABLE_HEADERS, DocumentsService
 
@@ -16,6 +21,7 @@ Refresh = Callable[[str | None], tuple[Any, ...]]
 # to a letter per line: file, status, pages, characters, chunks, message.
 COLUMN_WIDTHS = ["20%", "8%", "7%", "10%", "7%", "48%"]
 NO_PREVIEW = "Choose a file to preview its chunks."
+log = logging.getLogger(__name__)
 
 
 def _progress(progress: gr.Progress) -> Callable[[int, int, str], None]:
@@ -30,6 +36,35 @@ def _progress(progress: gr.Progress) -> Callable[[int, int, str], None]:
 
 def _paths(files: list[Any] | None) -> list[Path]:
     return [Path(getattr(f, "name", f)) for f in files or []]
+
+
+def upload_cache() -> Path:
+    """Gradio's upload cache: it serves any file in it at /gradio_api/file= to whoever has the path."""
+    return Path(get_upload_folder())
+
+
+@contextlib.contextmanager
+def uploads_cached_in(app: gr.Blocks, folder: Path | None) -> Iterator[None]:
+    """Serve `app` with Gradio's upload cache in `folder` (None: Gradio's own). The server reads GRADIO_TEMP_DIR when
+    it starts, but each component took its cache folder when built: theirs must match, or Gradio would copy every
+    upload from one to the other and the copy in the cache would stay."""
+    if folder is None:
+        yield
+        return
+    path = str(folder.resolve())  # the same folder whatever the working directory later
+    earlier = os.environ.get("GRADIO_TEMP_DIR")
+    if earlier:
+        log.info("Uploads are cached in %s, not in GRADIO_TEMP_DIR (%s)", path, earlier)
+    os.environ["GRADIO_TEMP_DIR"] = path
+    for block in (app, *app.blocks.values()):
+        block.GRADIO_CACHE = path
+    try:
+        yield
+    finally:
+        if earlier is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = earlier
 
 
 def build(
@@ -47,7 +82,10 @@ def build(
     )
     gr.Markdown(service.shared_summary(), elem_id="shared-summary")
     with gr.Row():
-        upload = gr.File(file_count="multiple", label="Upload files", elem_id="upload", scale=3)
+        most = max_upload_bytes() // 2**20
+        upload = gr.File(
+            file_count="multiple", label=f"Upload files (at most {most} MB each)", elem_id="upload", scale=3
+        )
         folder = gr.UploadButton("Upload a folder", file_count="directory", elem_id="upload-folder", scale=1)
     status = gr.Markdown(elem_id="upload-status")
     table = gr.Dataframe(
@@ -95,7 +133,7 @@ def build(
     def add(files: list[Any] | None, token: str | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         paths = _paths(files)
         try:
-            done = service.add(token, paths, _progress(progress))
+            done = service.add(token, paths, _progress(progress), cache=upload_cache())
         except ValueError as error:
             raise gr.Error(str(error)) from None
         return (done.rows, *choices(token), gr.update(choices=sources(token)), done.message, None)

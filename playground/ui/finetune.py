@@ -22,6 +22,7 @@ from playground.finetune import (
     stats_rows,
 )
 from playground.jobs import JobView
+from playground.ui.documents import upload_cache
 
 TARGET_MODULES = list(LoraSettings().target_modules)
 # Fixed column shares, so that at 1400 px no header collapses to a letter per line and long text wraps in place.
@@ -216,6 +217,14 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
             message = f"**{Path(path).name}** has {len(validation.dataset.issues)} problem(s): fix them to launch."
         return path, message, validation.issue_rows(), stats_rows(validation.stats)
 
+    def take(path: str | None, most_tokens: float | None, workspace_id: str | None) -> tuple[Any, ...]:
+        """An uploaded dataset leaves Gradio's cache (which serves it) at once, for the browser's workspace."""
+        if not path:
+            return check(None)
+        workspaces = service.runtime.workspaces
+        kept = workspaces.keep(workspaces.open(workspace_id), Path(path), upload_cache())
+        return check(str(kept), most_tokens)
+
     def build_pairs(chosen: str, most: float, workspace_id: str | None) -> tuple[str, list[list[str]]]:
         try:
             report = service.build_from_documents(chosen, workspace_id, int(most))
@@ -323,7 +332,7 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         return f"Published {name}: every visitor can now choose it."
 
     private = {"api_visibility": "private"}
-    upload.change(check, [upload, length], [data_path, verdict, issues, stats], **private)
+    upload.change(take, [upload, length, workspace], [data_path, verdict, issues, stats], **private)
     example.change(check, [example, length], [data_path, verdict, issues, stats], **private)
     make.click(build_pairs, [origin, limit, workspace], [built_note, pairs], **private)
     use_pairs.click(adopt_pairs, [pairs, length], [data_path, verdict, issues, stats], **private)
