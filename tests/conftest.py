@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -44,6 +49,48 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def serve_process(home: Path, runtime: Runtime):
+    """Starts `python -m playground serve` on the demo model the session built (same home: it starts in seconds)
+    and returns the process and its URL once it answers. The caller stops it."""
+
+    def serve() -> tuple[subprocess.Popen, str]:
+        port = _free_port()
+        env = {
+            **os.environ,
+            "PLAYGROUND_HOME": str(home),
+            "PLAYGROUND_DEMO_SIZE": "tiny",
+            "PLAYGROUND_BASE_MODEL": "demo",
+            "PLAYGROUND_RERANKER": "none",
+            "HF_HUB_OFFLINE": "1",
+        }
+        env.pop("GRADIO_TEMP_DIR", None)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "playground", "serve", "--port", str(port)],
+            cwd=Path(__file__).resolve().parents[1],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            # A shell's background job inherits an ignored SIGINT; the server should see it as Ctrl-C does.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                pytest.fail(f"the server ended before serving: {server.stderr.read()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    return server, url
+            except OSError:
+                time.sleep(0.3)
+        server.kill()
+        pytest.fail("the server did not serve in time")
+
+    return serve
 
 
 @pytest.fixture(scope="session")

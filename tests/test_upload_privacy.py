@@ -6,10 +6,8 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,7 +17,6 @@ import pytest
 
 from pipelines.embedder import resolve_embedder
 from pipelines.indexing import ChunkSettings
-from playground.config import PROJECT_ROOT
 from playground.workspaces import Workspaces
 
 
@@ -160,46 +157,6 @@ def test_folder_and_dataset_uploads_leave_the_cache_at_once(browser, url, home, 
     context.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _serve(home: Path) -> tuple[subprocess.Popen, str]:
-    """`python -m playground serve` on the demo model the session fixture built (same home), ready to answer."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PLAYGROUND_HOME": str(home),
-        "PLAYGROUND_DEMO_SIZE": "tiny",
-        "PLAYGROUND_BASE_MODEL": "demo",
-        "PLAYGROUND_RERANKER": "none",
-        "HF_HUB_OFFLINE": "1",
-    }
-    env.pop("GRADIO_TEMP_DIR", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "playground", "serve", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the server ended before serving: {server.stderr.read()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return server, url
-        except OSError:
-            time.sleep(0.3)
-    server.kill()
-    pytest.fail("the server did not serve in time")
-
-
 def _stop(server: subprocess.Popen) -> str:
     server.send_signal(signal.SIGTERM)
     try:
@@ -219,9 +176,9 @@ def _ended_process_pid() -> int:
 
 
 @pytest.mark.browser
-def test_a_stopped_server_leaves_nothing_and_the_next_serves_nothing(runtime, browser, home, tmp_path):
+def test_a_stopped_server_leaves_nothing_and_the_next_serves_nothing(serve_process, browser, home, tmp_path):
     path, secret = _secret_file(tmp_path)
-    server, url = _serve(home)
+    server, url = serve_process()
     try:
         context, page = _open(browser, url, "Documents")
         cached = _upload(page, "#upload input[type=file]", path)
@@ -242,7 +199,7 @@ def test_a_stopped_server_leaves_nothing_and_the_next_serves_nothing(runtime, br
     left = crashed / "uploads" / ("0" * 64) / path.name
     left.parent.mkdir(parents=True)
     left.write_text(path.read_text())
-    server, url = _serve(home)
+    server, url = serve_process()
     try:
         assert not crashed.exists()
         for gone in (cached[0], kept[0], left):

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
 from pipelines.embedder import resolve_embedder
 from pipelines.indexing import ChunkSettings
-from playground.config import PROJECT_ROOT
 from playground.workspaces import Workspaces
 
 
@@ -58,49 +54,11 @@ def test_a_start_removes_folders_of_ended_processes_only(embedder, tmp_path):
     assert (alive / "upload.txt").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_served(server: subprocess.Popen, url: str, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the server ended before serving: {server.stderr.read()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail("the server did not serve in time")
-
-
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stopped_server_leaves_no_uploads_behind(runtime, home, stop):
+def test_a_stopped_server_leaves_no_uploads_behind(serve_process, home, stop):
     """Uses the demo model the session fixture built (same PLAYGROUND_HOME), so the server starts in seconds."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PLAYGROUND_HOME": str(home),
-        "PLAYGROUND_DEMO_SIZE": "tiny",
-        "PLAYGROUND_BASE_MODEL": "demo",
-        "PLAYGROUND_RERANKER": "none",
-        "HF_HUB_OFFLINE": "1",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "playground", "serve", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        # A shell's background job inherits an ignored SIGINT; the server should see it as Ctrl-C does.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    server, _ = serve_process()
     try:
-        _wait_until_served(server, f"http://127.0.0.1:{port}/")
         upload = home / "workspaces" / str(server.pid) / "some-workspace" / "upload.txt"
         upload.parent.mkdir(parents=True)
         upload.write_text("a browser's upload")
