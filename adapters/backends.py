@@ -18,6 +18,7 @@ from typing import Any, Literal
 import torch
 
 from adapters.datasets import ChatExample
+from adapters.errors import UserError
 from adapters.train import FitSettings, LoraSettings, answer_loss, tokenize_examples, use_bf16
 
 BackendName = Literal["unsloth", "transformers"]
@@ -73,7 +74,7 @@ def choose_backend(prefer: str = "auto", probe: bool = True) -> BackendChoice:
     `prefer="transformers"` always takes the plain path; `prefer="unsloth"` raises BackendUnavailable if it can't run.
     """
     if prefer not in PREFERENCES:
-        raise ValueError(f"backend is {prefer!r}; expected one of {', '.join(PREFERENCES)}")
+        raise UserError(f"backend is {prefer!r}; expected one of {', '.join(PREFERENCES)}")
     where = "on the GPU" if torch.cuda.is_available() else "on the CPU"
     if prefer == "transformers":
         return BackendChoice("transformers", f"transformers + peft {where}, as asked")
@@ -142,7 +143,7 @@ def train(
     from adapters.trainer_loop import build_trainer, run_loop
 
     if not spec.train:
-        raise ValueError("no training examples")
+        raise UserError("no training examples")
     started = time.perf_counter()
     if backend.name == "unsloth":
         from adapters.unsloth_backend import load_unsloth, model_loss

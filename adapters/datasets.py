@@ -18,6 +18,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from adapters.errors import UserError
+
 IGNORE_INDEX = -100  # label value the loss skips (prompt tokens, padding)
 ROLES = ("system", "user", "assistant")
 FORMATS = ("chat", "alpaca", "sharegpt", "csv")
@@ -41,7 +43,7 @@ Messages = tuple[dict[str, str], ...]
 Report = Callable[[str | None, str], None]  # (field, message) for the record being read
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset problem; the message names the file, line and field."""
 
     def __init__(self, message: str, issues: Sequence[DatasetIssue] = ()) -> None:
@@ -415,7 +417,7 @@ def load_dataset(path: str | Path, format: str | None = None, max_issues: int = 
     `.json` a list of them, `.csv` question,answer[,system] columns. `format` overrides the guess.
     """
     if format is not None and format not in FORMATS:
-        raise ValueError(f"format is {format!r}; expected one of {', '.join(FORMATS)}")
+        raise UserError(f"format is {format!r}; expected one of {', '.join(FORMATS)}")
     path = Path(path)
     issues = _Issues(path.name, max_issues)
     container = _container(path, format)
@@ -532,7 +534,7 @@ def split_holdout(
     Duplicates stay on one side, or the hold-out loss would measure memorisation.
     """
     if not 0 <= fraction <= 0.5:
-        raise ValueError(f"hold-out fraction is {fraction}; expected between 0 and 0.5")
+        raise UserError(f"hold-out fraction is {fraction}; expected between 0 and 0.5")
     if len(examples) < 2 or fraction == 0:
         return list(examples), []
     target = max(1, round(len(examples) * fraction))

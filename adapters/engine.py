@@ -37,6 +37,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 
+from adapters.errors import UserError
 from adapters.sampling import TokenPicker
 from adapters.streaming import BatchRowStreamer, TokenEvent, TokenText
 
@@ -176,7 +177,7 @@ class Engine:
         self._worker = _Worker()
         if strategy not in (*SIDE_BY_SIDE, "auto"):
             expected = ", ".join(SIDE_BY_SIDE)
-            raise ValueError(f"side-by-side strategy is {strategy!r}; expected auto or one of {expected}")
+            raise UserError(f"side-by-side strategy is {strategy!r}; expected auto or one of {expected}")
         self.strategy = "interleaved" if strategy == "auto" else strategy
         self.calibration: dict[str, float] = {}
 
@@ -186,9 +187,9 @@ class Engine:
         try:
             kind = torch.device(device).type
         except RuntimeError as error:
-            raise ValueError(f"device {device!r} (PLAYGROUND_DEVICE) is not a torch device: {error}") from None
+            raise UserError(f"device {device!r} (PLAYGROUND_DEVICE) is not a torch device: {error}") from None
         if kind == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} (PLAYGROUND_DEVICE): this torch sees no CUDA GPU; use cpu")
+            raise UserError(f"device {device!r} (PLAYGROUND_DEVICE): this torch sees no CUDA GPU; use cpu")
         dtype = torch.bfloat16 if kind == "cuda" else torch.float32
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device)
@@ -203,7 +204,7 @@ class Engine:
     def load_adapter(self, name: str, path: str | Path) -> None:
         """Attach a PEFT LoRA adapter directory under the display name `name`; the base weights are shared."""
         if not name or name == BASE_ADAPTER:
-            raise ValueError(f"{name!r} cannot name an adapter")
+            raise UserError(f"{name!r} cannot name an adapter")
         self._worker.call(lambda: self._load_adapter(name, Path(path)))
 
     def _load_adapter(self, name: str, path: Path) -> None:
@@ -311,7 +312,7 @@ class Engine:
         result as it ends. Closing the iterator cancels the generation within one decoding step."""
         strategy = strategy or self.strategy
         if strategy not in SIDE_BY_SIDE:
-            raise ValueError(f"side-by-side strategy is {strategy!r}; expected one of {', '.join(SIDE_BY_SIDE)}")
+            raise UserError(f"side-by-side strategy is {strategy!r}; expected one of {', '.join(SIDE_BY_SIDE)}")
         for request in requests:
             if request.adapter is not None and request.adapter not in self._adapters:
                 raise KeyError(f"adapter {request.adapter!r} is not loaded; loaded: {sorted(self._adapters)}")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from adapters.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 Source = Literal["hub", "local", "demo"]
@@ -96,7 +98,7 @@ def resolve_model(
         folder = Path(spec).expanduser()
         if folder.is_dir():
             if not (folder / "config.json").is_file():  # otherwise transformers fails later with a page of text
-                raise ValueError(f"{spec} is a folder without a model in it (no config.json)")
+                raise UserError(f"{spec} is a folder without a model in it (no config.json)")
             return ResolvedModel(folder.resolve(), str(spec), "local")
         try:
             return ResolvedModel(_from_hub(spec, local_only=True), spec, "hub", "from the local cache")

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.errors import UserError
 from adapters.resolver import hub_reachable, hub_unavailable_reason
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
@@ -59,7 +60,7 @@ def resolve_embedder(spec: str | None = None) -> EmbedderInfo:
     if Path(spec).is_dir():
         path = Path(spec).resolve()
         if not any((path / name).is_file() for name in ("config.json", "modules.json")):
-            raise ValueError(f"embedder {spec}: a folder without a model in it (no config.json or modules.json)")
+            raise UserError(f"embedder {spec}: a folder without a model in it (no config.json or modules.json)")
         return EmbedderInfo(str(path), path.name, True, _read_max_seq_length(path))
     if spec == DEFAULT_EMBEDDER:
         bundled = _bundled_minilm()
@@ -69,5 +70,5 @@ def resolve_embedder(spec: str | None = None) -> EmbedderInfo:
     if cached is not None:
         return EmbedderInfo(str(cached), spec, True, _read_max_seq_length(cached))
     if not hub_reachable():
-        raise ValueError(f"embedder {spec}: not in the local cache and {hub_unavailable_reason()}")
+        raise UserError(f"embedder {spec}: not in the local cache and {hub_unavailable_reason()}")
     return EmbedderInfo(spec, spec, False, 256)

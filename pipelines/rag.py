@@ -16,6 +16,7 @@ from haystack_integrations.components.embedders.sentence_transformers import Sen
 from haystack_integrations.components.rankers.sentence_transformers import SentenceTransformersSimilarityRanker
 
 from adapters.engine import Engine
+from adapters.errors import UserError
 from pipelines.components import EngineGenerator, StageScores
 from pipelines.embedder import EmbedderInfo
 from pipelines.fast_store import FastDocumentStore
@@ -106,9 +107,9 @@ def pipeline_inputs(
     private store; `rerank` has the cross-encoder pick top-k out of more fused candidates.
     """
     if mode not in RETRIEVAL_MODES:
-        raise ValueError(f"retrieval mode is {mode!r}; expected one of {', '.join(RETRIEVAL_MODES)}")
+        raise UserError(f"retrieval mode is {mode!r}; expected one of {', '.join(RETRIEVAL_MODES)}")
     if top_k < 1:
-        raise ValueError(f"top-k must be at least 1, got {top_k}")
+        raise UserError(f"top-k must be at least 1, got {top_k}")
     filters = {"field": "meta.file_path", "operator": "in", "value": list(files)} if files else None
     candidates = top_k * CANDIDATES_PER_RESULT if rerank else top_k
     bm25_k = candidates if mode != "dense" else 0

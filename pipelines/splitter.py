@@ -8,6 +8,8 @@ from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
+from adapters.errors import UserError
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:[-*#]|\d+\.)\s)")
 
 
@@ -34,9 +36,9 @@ class EmbedderTokenSplitter:
 
     def __init__(self, tokenizer: str, split_length: int, split_overlap: int = 50) -> None:
         if split_length <= 0:
-            raise ValueError("split_length must be positive")
+            raise UserError("split_length must be positive")
         if not 0 <= split_overlap < split_length:
-            raise ValueError("split_overlap must be at least 0 and less than split_length")
+            raise UserError("split_overlap must be at least 0 and less than split_length")
         self.tokenizer = tokenizer
         self.split_length = split_length
         self.split_overlap = split_overlap

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from adapters.errors import UserError
 from playground.config import Settings
 
 SUBCOMMANDS = ("serve", "compare", "eval", "prepare", "bench", "index", "finetune")
@@ -140,7 +141,7 @@ def _index(args: argparse.Namespace) -> int:
 
     try:
         reports = index_files(_settings(args), args.paths)
-    except (ValueError, OSError) as error:
+    except (UserError, OSError) as error:
         _log(f"error: {error}")
         return 2
     # A file whose content is indexed already counts as indexed (its chunks are there, once).
@@ -179,7 +180,7 @@ def _finetune(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
         base = resolve_base(settings, log=_log)
-    except (ValueError, FileNotFoundError) as error:
+    except (UserError, OSError) as error:
         _log(f"error: {error}")
         return 2
     fit = {"max_steps": args.max_steps} if args.max_steps else {}
@@ -208,7 +209,7 @@ def _bench(args: argparse.Namespace) -> int:
     for flag in ("chunks", "queries", "steps", "rounds", "tokens"):
         value = getattr(args, flag, None)
         if value is not None and value < (2 if flag == "tokens" else 1):
-            raise UserMistake(f"--{flag} must be at least {2 if flag == 'tokens' else 1}, got {value}")
+            raise UserError(f"--{flag} must be at least {2 if flag == 'tokens' else 1}, got {value}")
     if args.target == "finetune":
         from playground.bench import finetune
 
@@ -219,7 +220,7 @@ def _bench(args: argparse.Namespace) -> int:
             else:
                 steps = finetune.DEFAULT_STEPS if args.steps is None else args.steps
                 report = finetune.run_finetune_bench(steps, args.rounds or 5, args.base)
-        except (ValueError, finetune.BenchUnavailable) as error:
+        except (UserError, finetune.BenchUnavailable) as error:
             _log(f"error: {error}")
             return 2
     elif args.target == "compare":
@@ -227,7 +228,7 @@ def _bench(args: argparse.Namespace) -> int:
 
         try:
             report = run_compare_bench(rounds=args.rounds or 3, max_new_tokens=args.tokens or 64)
-        except ValueError as error:
+        except UserError as error:
             _log(f"error: {error}")
             return 2
     elif args.target == "ingest":
@@ -256,13 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start say nothing
     try:
         return _run(args)
-    except UserMistake as error:
+    except UserError as error:  # the user's to fix: one line, exit code 2
         _log(f"error: {error}")
         return 2
-
-
-class UserMistake(Exception):
-    """Something the user typed or set is wrong: one line on stderr, exit code 2."""
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -285,8 +282,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "eval":  # a bad question file is found before the models load
             items = _questions(args, settings)
         runtime = start(settings, log=_log)
-    except (ValueError, OSError) as error:  # bad settings, paths or files
-        raise UserMistake(error) from None
+    except (UserError, OSError) as error:  # bad settings, paths or files
+        raise UserError(str(error)) from None
 
     if args.command == "prepare":
         _log(json.dumps({"model": runtime.model.__dict__, "startup": runtime.startup}))
@@ -303,8 +300,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "compare":
         try:
             result = service.compare(args.question, _options(args)).to_json()
-        except ValueError as error:
-            raise UserMistake(error) from None
+        except UserError as error:
+            raise UserError(str(error)) from None
         if args.json:
             print(json.dumps(result, indent=2))
         else:
@@ -315,8 +312,8 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         report = evaluate(service, items, _options(args), progress=lambda i, n: _log(f"eval: {i}/{n}"))
-    except ValueError as error:
-        raise UserMistake(error) from None
+    except UserError as error:
+        raise UserError(str(error)) from None
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -328,7 +325,7 @@ def _questions(args: argparse.Namespace, settings: Settings) -> list:
     from playground.evaluate import load_questions
 
     if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
     return load_questions(Path(args.questions) if args.questions else settings.eval_data)[: args.limit]
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from adapters.engine import SIDE_BY_SIDE, TIMING_NOTES, GenerationRequest, RowDone
+from adapters.errors import UserError
 from pipelines.indexing import sources_of
 from pipelines.prompts import plain_messages, to_dicts
 from pipelines.rag import RETRIEVAL_MODES, pipeline_inputs
@@ -127,28 +128,28 @@ def check_request(question: str, options: CompareOptions) -> str:
     """What can be checked before any model loads: the question (stripped) and the options' ranges."""
     question = (question or "").strip()
     if not question:
-        raise ValueError("Type a question first.")
+        raise UserError("Type a question first.")
     if len(question) > MAX_QUESTION_CHARS:
-        raise ValueError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}.")
+        raise UserError(f"The question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}.")
     unknown = [arm for arm in options.arms if arm not in ARMS]
     if unknown or not options.arms:
-        raise ValueError(f"arms must be one or more of {', '.join(ARMS)}; got {', '.join(options.arms) or 'none'}")
+        raise UserError(f"arms must be one or more of {', '.join(ARMS)}; got {', '.join(options.arms) or 'none'}")
     if options.retrieval not in RETRIEVAL_MODES:
-        raise ValueError(f"retrieval mode is {options.retrieval!r}; expected one of {', '.join(RETRIEVAL_MODES)}")
+        raise UserError(f"retrieval mode is {options.retrieval!r}; expected one of {', '.join(RETRIEVAL_MODES)}")
     if options.top_k is not None and not 1 <= options.top_k <= MAX_TOP_K:
-        raise ValueError(f"top-k must be between 1 and {MAX_TOP_K}, got {options.top_k}")
+        raise UserError(f"top-k must be between 1 and {MAX_TOP_K}, got {options.top_k}")
     check_decoding(options.max_new_tokens, options.temperature)
     if options.timing is not None and options.timing not in SIDE_BY_SIDE:
-        raise ValueError(f"timing is {options.timing!r}; expected one of {', '.join(SIDE_BY_SIDE)}")
+        raise UserError(f"timing is {options.timing!r}; expected one of {', '.join(SIDE_BY_SIDE)}")
     return question
 
 
 def check_decoding(max_new_tokens: int | None, temperature: float | None, where: str = "") -> None:
     """`where` names the setting the values came from (e.g. an environment variable) when not the request."""
     if max_new_tokens is not None and not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
-        raise ValueError(f"max new tokens{where} must be between 1 and {MAX_NEW_TOKENS}, got {max_new_tokens}")
+        raise UserError(f"max new tokens{where} must be between 1 and {MAX_NEW_TOKENS}, got {max_new_tokens}")
     if temperature is not None and not 0 <= temperature <= 2:
-        raise ValueError(f"temperature{where} must be between 0 and 2, got {temperature}")
+        raise UserError(f"temperature{where} must be between 0 and 2, got {temperature}")
 
 
 class CompareService:
@@ -171,7 +172,7 @@ class CompareService:
         """The question, stripped; raises ValueError with a message for the user on any bad input."""
         question = check_request(question, options)
         if options.rerank and not self.runtime.reranker.available:
-            raise ValueError(f"No reranker model is loaded: {self.runtime.reranker.note}.")
+            raise UserError(f"No reranker model is loaded: {self.runtime.reranker.note}.")
         return question
 
     def _adapter(self, options: CompareOptions, state: Comparison) -> str | None:
@@ -183,12 +184,12 @@ class CompareService:
             return adapter
         elif self.attach is None:
             loaded = ", ".join(sorted(self.runtime.engine.adapters)) or "none"
-            raise ValueError(f"No adapter named {adapter!r} is loaded (loaded: {loaded}).")
+            raise UserError(f"No adapter named {adapter!r} is loaded (loaded: {loaded}).")
         else:
             try:
                 self.attach(adapter, options.workspace)  # loaded or not: may this browser use it?
                 return adapter
-            except ValueError:  # no adapter by that name: the question is refused with the reason
+            except UserError:  # no adapter by that name: the question is refused with the reason
                 raise
             except Exception as error:  # a broken adapter: its panes say why, the others still answer
                 reason = f"The adapter {adapter!r} could not be loaded ({type(error).__name__}: {error})"

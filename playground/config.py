@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from adapters.errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = PROJECT_ROOT / "sample_data"
 DEFAULT_BASE_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -24,7 +26,7 @@ def _env_number(name: str, default: float, kind: type) -> Any:
         return kind(raw)
     except ValueError:
         noun = "an integer" if kind is int else "a number"
-        raise ValueError(f"environment variable {name} must be {noun}, got {raw!r}") from None
+        raise UserError(f"environment variable {name} must be {noun}, got {raw!r}") from None
 
 
 def _env_int(name: str, default: int) -> int:
@@ -43,7 +45,7 @@ def _shared_from_env() -> bool:
         return True
     if value in {"0", "false", "no", "off"}:
         return False
-    raise ValueError(f"environment variable PLAYGROUND_SHARED must be auto, 1 or 0, got {value!r}")
+    raise UserError(f"environment variable PLAYGROUND_SHARED must be auto, 1 or 0, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adapters.errors import UserError
 from playground.compare import ROW_NAMES, CompareOptions, CompareService
 
 REQUIRED_FIELDS = ("question", "answer", "fact", "source")
@@ -26,11 +27,11 @@ class EvalItem:
 def load_questions(path: Path) -> list[EvalItem]:
     """The question set in `path` (JSONL); every problem is a ValueError naming the file, and the line if any."""
     if not path.is_file():
-        raise ValueError(f"{path}: no such question file (JSONL with {', '.join(REQUIRED_FIELDS)} per line)")
+        raise UserError(f"{path}: no such question file (JSONL with {', '.join(REQUIRED_FIELDS)} per line)")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ValueError(f"{path.name}: not UTF-8 text") from None
+        raise UserError(f"{path.name}: not UTF-8 text") from None
     items = []
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
@@ -38,15 +39,15 @@ def load_questions(path: Path) -> list[EvalItem]:
         try:
             record = json.loads(raw)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path.name}, line {number}: not valid JSON ({error.msg})") from None
+            raise UserError(f"{path.name}, line {number}: not valid JSON ({error.msg})") from None
         if not isinstance(record, dict):
-            raise ValueError(f"{path.name}, line {number}: expected a JSON object, got {type(record).__name__}")
+            raise UserError(f"{path.name}, line {number}: expected a JSON object, got {type(record).__name__}")
         missing = [f for f in REQUIRED_FIELDS if not isinstance(record.get(f), str) or not record[f].strip()]
         if missing:
-            raise ValueError(f"{path.name}, line {number}: missing or empty field '{missing[0]}'")
+            raise UserError(f"{path.name}, line {number}: missing or empty field '{missing[0]}'")
         items.append(EvalItem(**{k: record[k] for k in (*REQUIRED_FIELDS, "kind") if k in record}))
     if not items:
-        raise ValueError(f"{path.name}: no questions")
+        raise UserError(f"{path.name}: no questions")
     return items
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from adapters.backends import PRESETS, BackendChoice, choose_backend
 from adapters.datasets import LoadedDataset, dataset_stats, load_dataset, write_chat_jsonl
+from adapters.errors import UserError
 from adapters.job import JobSpec, file_sha256
 from adapters.registry import AdapterInfo, AdapterRegistry, safe_adapter_name
 from adapters.train import FitSettings, LoraSettings
@@ -60,7 +61,7 @@ class FinetuneService:
     @staticmethod
     def preset(name: str) -> tuple[LoraSettings, FitSettings]:
         if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+            raise UserError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
         return PRESETS[name]
 
     # ---- datasets ----------------------------------------------------------------------------------------------
@@ -78,7 +79,7 @@ class FinetuneService:
         if origin == "mine":
             store = self.runtime.workspaces.store(workspace_id) if workspace_id else None
             if store is None or not store.count_documents():
-                raise ValueError("You have not uploaded documents yet (Documents tab).")
+                raise UserError("You have not uploaded documents yet (Documents tab).")
         else:
             store = self.runtime.store
         writer = None if self.runtime.model.is_demo else self.runtime.engine
@@ -88,7 +89,7 @@ class FinetuneService:
         """The reviewed pairs as a chat JSONL dataset, ready to validate and launch."""
         pairs = pairs_from_rows(rows)
         if not pairs:
-            raise ValueError("There are no pairs with both a question and an answer to train on.")
+            raise UserError("There are no pairs with both a question and an answer to train on.")
         folder = self.jobs.root / "datasets" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
         return write_chat_jsonl([p.to_example() for p in pairs], folder / "from-documents.jsonl")
 
@@ -113,7 +114,7 @@ class FinetuneService:
         validation = self.validate(path)
         if not validation.ok:
             first = "; ".join(str(issue) for issue in validation.dataset.issues[:3])
-            raise ValueError(f"Fix the dataset first ({len(validation.dataset.issues)} problems): {first}")
+            raise UserError(f"Fix the dataset first ({len(validation.dataset.issues)} problems): {first}")
         kept = self._keep(path)
         spec = JobSpec(
             id="",
@@ -169,7 +170,7 @@ class FinetuneService:
             or info.base_model != self.runtime.model.base
             or not self.roles.may_use(info, self.roles.caller(workspace))
         ):
-            raise ValueError(f"No adapter named {name!r} was trained on {self.runtime.model.base}.")
+            raise UserError(f"No adapter named {name!r} was trained on {self.runtime.model.base}.")
         if name not in self.runtime.engine.adapters:
             self.runtime.engine.load_adapter(name, info.path)
 
@@ -177,14 +178,14 @@ class FinetuneService:
         """The registered adapter `caller` may delete or export, or a ValueError saying why not."""
         info = self.registry.get(name)
         if info is None or not self.roles.may_use(info, caller):
-            raise ValueError(f"No adapter named {name!r} is registered; there is nothing to {action}.")
+            raise UserError(f"No adapter named {name!r} is registered; there is nothing to {action}.")
         if not self.roles.may_manage(info, caller):
-            raise ValueError(f"Only the server's owner can {action} {name}: it was not trained in this browser.")
+            raise UserError(f"Only the server's owner can {action} {name}: it was not trained in this browser.")
         return info
 
     def delete(self, name: str, caller: Caller = Caller(owner=True)) -> None:
         if name == self.runtime.model.adapter:
-            raise ValueError(f"{name} is the adapter the app started with; it cannot be deleted from the page.")
+            raise UserError(f"{name} is the adapter the app started with; it cannot be deleted from the page.")
         self._managed(name, caller, "delete")
         self.runtime.engine.unload_adapter(name)
         self.registry.delete(name)
@@ -192,7 +193,7 @@ class FinetuneService:
     def publish(self, name: str, caller: Caller) -> None:
         """The owner makes a visitor's adapter everyone's (it is offered in every browser's Compare tab)."""
         if not caller.owner:
-            raise ValueError("Only the server's owner can publish adapters.")
+            raise UserError("Only the server's owner can publish adapters.")
         self._managed(name, caller, "publish")
         self.registry.set_owner(name, "")
 
@@ -200,10 +201,10 @@ class FinetuneService:
         """Cancel the running or next job: the owner any, a visitor only one launched from its browser."""
         view = self.jobs.current()
         if view is None or view.final:
-            raise ValueError("No fine-tune is running or waiting.")
+            raise UserError("No fine-tune is running or waiting.")
         owner = self.jobs.owner_of(view.id)
         if not caller.owner and owner != caller.workspace:
-            raise ValueError("Only the server's owner can cancel a fine-tune launched from another browser.")
+            raise UserError("Only the server's owner can cancel a fine-tune launched from another browser.")
         return self.jobs.cancel(view.id)
 
     def export_merged(self, name: str, caller: Caller = Caller(owner=True)) -> Path:
@@ -230,17 +231,17 @@ class FinetuneService:
 
         info = self.registry.get(name)
         if info is None or not self.roles.may_use(info, caller):
-            raise ValueError(f"No adapter named {name!r}.")
+            raise UserError(f"No adapter named {name!r}.")
         token = self.roles.hub_token(typed_token, caller)
         if not repo_id.strip() or "/" not in repo_id:
-            raise ValueError("Give the repository as owner/name, e.g. my-user/pinecrest-voice.")
+            raise UserError("Give the repository as owner/name, e.g. my-user/pinecrest-voice.")
         api = HfApi(token=token or None)
         try:
             api.create_repo(repo_id.strip(), exist_ok=True)
             commit = api.upload_folder(folder_path=info.path, repo_id=repo_id.strip())
         except Exception as error:  # the hub's message, without anything that could echo the token
             message = str(error).replace(token, "***") if token else str(error)
-            raise ValueError(f"Upload to {repo_id} failed: {type(error).__name__}: {message}") from None
+            raise UserError(f"Upload to {repo_id} failed: {type(error).__name__}: {message}") from None
         return str(getattr(commit, "commit_url", "") or f"https://huggingface.co/{repo_id}")
 
     # ---- keeping the engine in step with the registry -------------------------------------------------------
@@ -263,7 +264,7 @@ def _known(values: dict[str, Any], kind: type) -> dict[str, Any]:
     names = {f.name for f in fields(kind)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ValueError(f"unknown {kind.__name__} settings: {', '.join(unknown)}")
+        raise UserError(f"unknown {kind.__name__} settings: {', '.join(unknown)}")
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -286,7 +287,7 @@ def _check_settings(lora: dict[str, Any], fit: dict[str, Any], holdout: float) -
     if not 0 <= holdout <= 0.5:
         problems.append("the hold-out share must be between 0 and 50 %")
     if problems:
-        raise ValueError("Check the settings: " + "; ".join(problems) + ".")
+        raise UserError("Check the settings: " + "; ".join(problems) + ".")
 
 
 # ---- what the Fine-tune tab's tables show -------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 from gradio import queueing, route_utils
 
+from adapters.errors import UserError
 from pipelines.ingest import IngestLimits
 
 if TYPE_CHECKING:
@@ -46,9 +47,9 @@ class LoadLimits:
     @classmethod
     def of(cls, settings: Settings) -> LoadLimits:
         if settings.queue_size < 0:
-            raise ValueError(f"PLAYGROUND_QUEUE_SIZE must be 0 or more, got {settings.queue_size}")
+            raise UserError(f"PLAYGROUND_QUEUE_SIZE must be 0 or more, got {settings.queue_size}")
         if settings.concurrency < 1:
-            raise ValueError(f"PLAYGROUND_CONCURRENCY must be 1 or more, got {settings.concurrency}")
+            raise UserError(f"PLAYGROUND_CONCURRENCY must be 1 or more, got {settings.concurrency}")
         return cls(queue_size=settings.queue_size, concurrency=settings.concurrency)
 
     def full(self, held: int) -> bool:

@@ -12,6 +12,7 @@ import hmac
 import os
 from dataclasses import dataclass
 
+from adapters.errors import UserError
 from adapters.registry import AdapterInfo
 from playground.config import Settings
 
@@ -49,12 +50,12 @@ class Roles:
         if typed and typed.strip():
             return typed.strip()
         if not caller.owner:
-            raise ValueError(
+            raise UserError(
                 "Type your own Hugging Face token: on this shared demo the server's token is for its owner."
             )
         token = os.environ.get("HF_TOKEN", "").strip()
         if not token:
-            raise ValueError("Type a Hugging Face token (the server has no HF_TOKEN set).")
+            raise UserError("Type a Hugging Face token (the server has no HF_TOKEN set).")
         return token
 
     def note(self) -> str:

@@ -14,6 +14,7 @@ from haystack.document_stores.types import DocumentStore
 from adapters import demo_model
 from adapters.datasets import load_chat_jsonl
 from adapters.engine import DecodingSettings, Engine
+from adapters.errors import UserError
 from adapters.resolver import ResolvedModel, adapter_base, resolve_model
 from pipelines.embedder import EmbedderInfo, resolve_embedder
 from pipelines.fast_store import FastDocumentStore
@@ -86,7 +87,7 @@ class _Base:
 def _resolve_base(settings: Settings, log: Callable[[str], None], timings: dict[str, float]) -> _Base:
     if settings.demo_size not in demo_model.DEMO_SIZES:
         sizes = ", ".join(demo_model.DEMO_SIZES)
-        raise ValueError(f"PLAYGROUND_DEMO_SIZE is {settings.demo_size!r}; expected one of {sizes}")
+        raise UserError(f"PLAYGROUND_DEMO_SIZE is {settings.demo_size!r}; expected one of {sizes}")
     embedder = resolve_embedder(settings.embedder or None)
     chunking = ChunkSettings(settings.chunk_size or embedder.max_chunk_tokens, settings.chunk_overlap)
     if chunking.size > embedder.max_chunk_tokens:
@@ -165,9 +166,9 @@ def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
 def _check_store_settings(settings: Settings) -> None:
     if settings.document_store not in STORE_KINDS:
         kinds = ", ".join(STORE_KINDS)
-        raise ValueError(f"PLAYGROUND_DOCUMENT_STORE is {settings.document_store!r}; expected one of {kinds}")
+        raise UserError(f"PLAYGROUND_DOCUMENT_STORE is {settings.document_store!r}; expected one of {kinds}")
     if settings.document_store == "qdrant" and not settings.qdrant_url:
-        raise ValueError(
+        raise UserError(
             "PLAYGROUND_DOCUMENT_STORE is qdrant but PLAYGROUND_QDRANT_URL is empty: give the server's URL "
             "(e.g. http://localhost:6333), or a folder or :memory: for Qdrant's local mode"
         )
@@ -209,7 +210,7 @@ def adapter_folder(spec: str, registry: Path) -> Path:
             return candidate
     known = sorted(p.parent.name for p in registry.glob("*/adapter_config.json"))
     listed = f"registered: {', '.join(known)}" if known else f"none is registered under {registry}"
-    raise ValueError(f"no LoRA adapter folder or registered adapter named {spec!r} ({listed})")
+    raise UserError(f"no LoRA adapter folder or registered adapter named {spec!r} ({listed})")
 
 
 def _calibrate(engine: Engine, store: FastDocumentStore, log: Callable[[str], None]) -> None:

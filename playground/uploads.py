@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adapters.errors import UserError
 from pipelines.indexing import ChunkSettings
 from pipelines.ingest import FileReport, Progress
 from playground.runtime import Runtime
@@ -79,7 +80,7 @@ class DocumentsService:
         workspace = self.workspace(workspace_id)
         with self.workspaces.taken(workspace, paths, cache) as taken:
             if not taken:
-                raise ValueError("Choose one or more files to upload first.")
+                raise UserError("Choose one or more files to upload first.")
             reports = self.workspaces.upload(workspace, taken, progress)
         return Uploaded(self.table(workspace), upload_message(reports))
 
@@ -112,17 +113,17 @@ class DocumentsService:
     ) -> list[list[Any]]:
         problems = self._chunk_problems(size, overlap)
         if problems:
-            raise ValueError(" ".join(problems))
+            raise UserError(" ".join(problems))
         workspace = self.workspace(workspace_id)
         if not workspace.files():
-            raise ValueError("There are no uploaded files to re-index yet.")
+            raise UserError("There are no uploaded files to re-index yet.")
         self.workspaces.reindex(workspace, ChunkSettings(size, overlap), progress)
         return self.table(workspace)
 
     def delete(self, workspace_id: str | None, name: str) -> tuple[int, list[list[Any]]]:
         workspace = self.workspace(workspace_id)
         if name not in workspace.reports:
-            raise ValueError(f"{name!r} is not one of your files.")
+            raise UserError(f"{name!r} is not one of your files.")
         removed = self.workspaces.delete(workspace, name)
         return removed, self.table(workspace)
 

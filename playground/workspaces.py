@@ -24,6 +24,7 @@ from pathlib import Path
 from haystack import Document
 from haystack.document_stores.types import DocumentStore
 
+from adapters.errors import UserError
 from pipelines.embedder import EmbedderInfo
 from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings
@@ -122,7 +123,7 @@ class Workspaces:
         with workspace.lock:
             held = workspace.store.count_documents()
             if held >= self.max_chunks:
-                raise ValueError(
+                raise UserError(
                     f"Your files already hold {held} chunks, the most one browser may keep ({self.max_chunks}). "
                     "Delete some files first."
                 )
@@ -156,7 +157,7 @@ class Workspaces:
     ) -> list[FileReport]:
         """Index every kept file again with new chunk settings into a new store, swapped in when done."""
         if chunking.overlap >= chunking.size:
-            raise ValueError(f"the overlap ({chunking.overlap}) must be smaller than the chunk size ({chunking.size})")
+            raise UserError(f"the overlap ({chunking.overlap}) must be smaller than the chunk size ({chunking.size})")
         with workspace.lock:
             names = workspace.files()
             store = new_store()

@@ -31,6 +31,7 @@ import torch
 
 from adapters.backends import QUICK_DEMO, BackendChoice, TrainSpec, choose_backend, train, unsloth_problem
 from adapters.datasets import ChatExample, load_chat_jsonl
+from adapters.errors import UserError
 from adapters.train import FitSettings, LoraSettings, tokenize_examples, use_bf16
 from playground.config import PROJECT_ROOT, SAMPLE_DATA, Settings
 
@@ -206,7 +207,7 @@ def run_finetune_bench(
 ) -> dict[str, Any]:
     """The transformers + peft backend against TRL's SFTTrainer on the CPU."""
     if steps < 1 or rounds < 1:
-        raise ValueError("steps and rounds must be at least 1")
+        raise UserError("steps and rounds must be at least 1")
     lora, fit = QUICK_DEMO
     settings = BenchSettings(base_model or _demo_base(Settings()), lora, replace(fit, eval_every=0), "cpu")
     runners = {"transformers": ours(settings, choose_backend("transformers")), "trl.SFTTrainer": sft_trainer(settings)}

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from adapters.errors import UserError
 from pipelines.embedder import EmbedderInfo, resolve_embedder
 from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings
@@ -167,7 +168,7 @@ def run_ingest_bench(chunks: int = DEFAULT_CHUNKS, round_chunks: int = ROUND_CHU
     chunks, so a change in the machine's load during the run slows both sides alike.
     """
     if chunks < 1 or round_chunks < 1:
-        raise ValueError("chunks and round_chunks must be at least 1")
+        raise UserError("chunks and round_chunks must be at least 1")
     embedder = resolve_embedder(None)
     settings = ChunkSettings(embedder.max_chunk_tokens, 50)  # the product's default chunking
     with tempfile.TemporaryDirectory() as folder:

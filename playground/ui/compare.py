@@ -12,6 +12,7 @@ import gradio as gr
 from playground.compare import ROW_NAMES, CompareOptions, CompareService, Comparison
 from playground.load import COMPARE_GROUP
 from playground.metrics import TABLE_HEADERS, table_rows
+from playground.ui.errors import shows_errors
 from playground.ui.render import chunks_html, model_banner, score_legend
 
 PANES = {
@@ -122,6 +123,7 @@ def build(
     legend = gr.Markdown(score_legend(None), elem_id="score-legend")
     chunks = gr.HTML(chunks_html([]), elem_id="chunks")
 
+    @shows_errors
     def run(
         question: str,
         tokens: float,
@@ -151,14 +153,11 @@ def build(
             adapter=adapter_name or None,
             timing=TIME_ALONE if time_alone else None,
         )
-        try:
-            # Closed explicitly: when the browser leaves, Gradio closes this generator, and the engine must
-            # stop generating for it at once rather than when the garbage collector gets to it.
-            with closing(service.stream(question, options)) as states:
-                for state in states:
-                    yield _view(state)
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        # Closed explicitly: when the browser leaves, Gradio closes this generator, and the engine must
+        # stop generating for it at once rather than when the garbage collector gets to it.
+        with closing(service.stream(question, options)) as states:
+            for state in states:
+                yield _view(state)
 
     inputs = [
         prompt,
@@ -195,6 +194,7 @@ def build(
 
     adapter.change(chosen, adapter, [banner, panes[2], panes[3]], **private)
 
+    @shows_errors
     def compare(
         question: str,
         adapter: str | None = None,
@@ -229,10 +229,7 @@ def build(
             adapter=adapter or None,
             timing=timing or None,
         )
-        try:
-            return service.compare(question, options).to_json()
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        return service.compare(question, options).to_json()
 
     gr.api(compare, api_name="compare", **slots)
     return files, adapter

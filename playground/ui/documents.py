@@ -13,6 +13,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from playground.load import max_upload_bytes
+from playground.ui.errors import shows_errors
 from playground.ui.render import chunks_html
 from playground.uploads import TABLE_HEADERS, DocumentsService
 
@@ -130,19 +131,15 @@ def build(
             gr.update(choices=sources(token)),
         )
 
+    @shows_errors
     def add(files: list[Any] | None, token: str | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         paths = _paths(files)
-        try:
-            done = service.add(token, paths, _progress(progress), cache=upload_cache())
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        done = service.add(token, paths, _progress(progress), cache=upload_cache())
         return (done.rows, *choices(token), gr.update(choices=sources(token)), done.message, None)
 
+    @shows_errors
     def redo(size_value: float, overlap_value: float, token: str | None, progress: gr.Progress = gr.Progress()):
-        try:
-            rows = service.reindex(token, int(size_value or 0), int(overlap_value or 0), _progress(progress))
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        rows = service.reindex(token, int(size_value or 0), int(overlap_value or 0), _progress(progress))
         return (
             rows,
             gr.update(value=None),
@@ -150,13 +147,11 @@ def build(
             "Re-indexed your files with the new chunk settings.",
         )
 
+    @shows_errors
     def remove(name: str | None, token: str | None) -> tuple[Any, ...]:
         if not name:
             raise gr.Error("Choose one of your files to delete first.")
-        try:
-            removed, rows = service.delete(token, name)
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        removed, rows = service.delete(token, name)
         message = f"Deleted {name} and its {removed} chunks."
         return (rows, *choices(token), gr.update(choices=sources(token)), message, chunks_html([], empty=NO_PREVIEW))
 

@@ -23,6 +23,7 @@ from playground.finetune import (
 )
 from playground.jobs import JobView
 from playground.ui.documents import upload_cache
+from playground.ui.errors import shows_errors
 
 TARGET_MODULES = list(LoraSettings().target_modules)
 # Fixed column shares, so that at 1400 px no header collapses to a letter per line and long text wraps in place.
@@ -225,19 +226,15 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         kept = workspaces.keep(workspaces.open(workspace_id), Path(path), upload_cache())
         return check(str(kept), most_tokens)
 
+    @shows_errors
     def build_pairs(chosen: str, most: float, workspace_id: str | None) -> tuple[str, list[list[str]]]:
-        try:
-            report = service.build_from_documents(chosen, workspace_id, int(most))
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        report = service.build_from_documents(chosen, workspace_id, int(most))
         return report.note, report.rows()
 
+    @shows_errors
     def adopt_pairs(table: Any, most_tokens: float | None) -> tuple[Any, ...]:
         rows = table.values.tolist() if isinstance(table, pd.DataFrame) else list(table or [])
-        try:
-            path = service.save_pairs(rows)
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        path = service.save_pairs(rows)
         return check(str(path), most_tokens)
 
     def apply_preset(choice: str) -> list[Any]:
@@ -245,6 +242,7 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         return [lora.rank, lora.alpha, lora.dropout, list(lora.target_modules), fit.learning_rate, fit.epochs,
                 fit.max_steps, fit.batch_size, fit.max_seq_length]  # fmt: skip
 
+    @shows_errors
     def start(
         path: str | None, choice: str, wanted: str, share: float, workspace_id: str | None, owner: bool, *values: Any
     ) -> tuple[Any, ...]:
@@ -254,18 +252,13 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         lora = {"rank": _int(r), "alpha": _int(a), "dropout": d, "target_modules": tuple(mods or ())}
         fit = {"learning_rate": lr, "epochs": ep, "max_steps": _int(ms), "batch_size": _int(bs),
                "max_seq_length": _int(ml)}  # fmt: skip
-        try:
-            caller = roles.caller(workspace_id, owner)
-            view = service.launch(Path(path), wanted, choice, lora, fit, holdout=float(share) / 100, caller=caller)
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        caller = roles.caller(workspace_id, owner)
+        view = service.launch(Path(path), wanted, choice, lora, fit, holdout=float(share) / 100, caller=caller)
         return _progress_html(view), _status(view), _losses(view), job_rows(service.jobs.jobs())
 
+    @shows_errors
     def stop(workspace_id: str | None, owner: bool) -> str:
-        try:
-            return service.cancel(roles.caller(workspace_id, owner))
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        return service.cancel(roles.caller(workspace_id, owner))
 
     def tick(last: Any, workspace_id: str | None, owner: bool) -> tuple[Any, ...]:
         """Sends only what changed since the last tick: every open page polls once a second."""
@@ -289,32 +282,26 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         )
         return (*job_updates, *adapter_updates, {"jobs": progress_now, "names": names})
 
+    @shows_errors
     def remove(name: str | None, workspace_id: str | None, owner: bool) -> str:
         if not name:
             raise gr.Error("Choose an adapter first.")
-        try:
-            service.delete(name, roles.caller(workspace_id, owner))
-        except (ValueError, KeyError) as error:
-            raise gr.Error(str(error)) from None
+        service.delete(name, roles.caller(workspace_id, owner))
         return f"Deleted {name}."
 
+    @shows_errors
     def merged(name: str | None, workspace_id: str | None, owner: bool) -> str:
         if not name:
             raise gr.Error("Choose an adapter first.")
-        try:
-            return f"Merged model written to `{service.export_merged(name, roles.caller(workspace_id, owner))}`."
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        return f"Merged model written to `{service.export_merged(name, roles.caller(workspace_id, owner))}`."
 
+    @shows_errors
     def upload_to_hub(
         name: str | None, repo_id: str, typed: str, workspace_id: str | None, owner: bool
     ) -> tuple[str, str]:
         if not name:
             raise gr.Error("Choose an adapter first.")
-        try:
-            url = service.push_to_hub(name, repo_id, typed, roles.caller(workspace_id, owner))
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        url = service.push_to_hub(name, repo_id, typed, roles.caller(workspace_id, owner))
         return f"Pushed {name} to {url}.", ""  # the token box is emptied, never echoed
 
     def become_owner(typed: str) -> tuple[bool, str, str]:
@@ -322,13 +309,11 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
             raise gr.Error("That is not the owner password (PLAYGROUND_OWNER_PASSWORD).")
         return True, "", "Owner actions unlocked in this tab."
 
+    @shows_errors
     def make_public(name: str | None, workspace_id: str | None, owner: bool) -> str:
         if not name:
             raise gr.Error("Choose an adapter first.")
-        try:
-            service.publish(name, roles.caller(workspace_id, owner))
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
+        service.publish(name, roles.caller(workspace_id, owner))
         return f"Published {name}: every visitor can now choose it."
 
     private = {"api_visibility": "private"}
