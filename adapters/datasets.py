@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.errors import UserError
+from adapters.files import atomic_write_text
 
 IGNORE_INDEX = -100  # label value the loss skips (prompt tokens, padding)
 ROLES = ("system", "user", "assistant")
@@ -451,10 +452,7 @@ def write_chat_jsonl(examples: Iterable[ChatExample], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps({"messages": list(e.messages)}, ensure_ascii=False) + "\n" for e in examples]
-    partial_path = path.with_name(path.name + ".part")
-    partial_path.write_text("".join(lines), encoding="utf-8")
-    partial_path.replace(path)  # a reader never sees half a file
-    return path
+    return atomic_write_text(path, "".join(lines))
 
 
 # ---------------------------------------------------------------- duplicates, statistics, split

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adapters.files import atomic_write_json
+
 SPEC, EVENTS, CANCEL = "spec.json", "events.jsonl", "cancel"
 FINAL_STATES = ("completed", "cancelled", "failed")
 
@@ -50,10 +52,7 @@ class JobSpec:
         return cls(**{k: v for k, v in data.items() if k in {f.name for f in fields(cls)}})
 
     def write(self, job_dir: Path) -> None:
-        job_dir.mkdir(parents=True, exist_ok=True)
-        temporary = job_dir / f".{SPEC}.tmp"
-        temporary.write_text(json.dumps(asdict(self), indent=2))
-        temporary.replace(job_dir / SPEC)
+        atomic_write_json(job_dir / SPEC, asdict(self), indent=2)
 
 
 class EventLog:

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.files import atomic_write_json
+
 METADATA = "playground.json"
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _STAGING = re.compile(r"\.staging-.*-(\d+)")  # `.staging-<name>-<pid of the process saving>`
@@ -126,10 +128,7 @@ class AdapterRegistry:
         if info is None:
             raise KeyError(f"no adapter named {name!r}")
         info.owner = owner
-        folder = Path(info.path)
-        temporary = folder / f".{METADATA}.tmp"
-        temporary.write_text(json.dumps({**info.to_json(), "path": ""}, indent=2))
-        temporary.replace(folder / METADATA)
+        atomic_write_json(Path(info.path) / METADATA, {**info.to_json(), "path": ""}, indent=2)
         return info
 
     def delete(self, name: str) -> None:

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adapters.files import atomic_write_json
 from adapters.job import CANCEL, FINAL_STATES, JobSpec, read_events, run_job
 from adapters.registry import AdapterRegistry, safe_adapter_name
 from adapters.resolver import ResolvedModel
@@ -412,9 +413,7 @@ def _read_process(job_dir: Path) -> JobProcess | None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data))
-    temporary.replace(path)
+    atomic_write_json(path, data)
 
 
 def _said_done(job_dir: Path) -> dict[str, Any] | None:
