@@ -174,23 +174,23 @@ class FinetuneService:
         if name not in self.runtime.engine.adapters:
             self.runtime.engine.load_adapter(name, info.path)
 
-    def _managed(self, name: str, caller: Caller, action: str) -> AdapterInfo:
-        """The registered adapter `caller` may delete or export, or a ValueError saying why not."""
-        info = self.registry.get(name)
+    def _managed(self, name: str | None, caller: Caller, action: str) -> AdapterInfo:
+        """The registered adapter `caller` may delete or export, or a UserError saying why not."""
+        info = self.registry.get(_chosen(name))
         if info is None or not self.roles.may_use(info, caller):
             raise UserError(f"No adapter named {name!r} is registered; there is nothing to {action}.")
         if not self.roles.may_manage(info, caller):
             raise UserError(f"Only the server's owner can {action} {name}: it was not trained in this browser.")
         return info
 
-    def delete(self, name: str, caller: Caller = Caller(owner=True)) -> None:
-        if name == self.runtime.model.adapter:
+    def delete(self, name: str | None, caller: Caller = Caller(owner=True)) -> None:
+        if _chosen(name) == self.runtime.model.adapter:
             raise UserError(f"{name} is the adapter the app started with; it cannot be deleted from the page.")
         self._managed(name, caller, "delete")
         self.runtime.engine.unload_adapter(name)
         self.registry.delete(name)
 
-    def publish(self, name: str, caller: Caller) -> None:
+    def publish(self, name: str | None, caller: Caller) -> None:
         """The owner makes a visitor's adapter everyone's (it is offered in every browser's Compare tab)."""
         if not caller.owner:
             raise UserError("Only the server's owner can publish adapters.")
@@ -207,7 +207,7 @@ class FinetuneService:
             raise UserError("Only the server's owner can cancel a fine-tune launched from another browser.")
         return self.jobs.cancel(view.id)
 
-    def export_merged(self, name: str, caller: Caller = Caller(owner=True)) -> Path:
+    def export_merged(self, name: str | None, caller: Caller = Caller(owner=True)) -> Path:
         """The base model with the adapter merged in, saved as a plain transformers folder."""
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -224,12 +224,14 @@ class FinetuneService:
         staging.rename(target)
         return target
 
-    def push_to_hub(self, name: str, repo_id: str, typed_token: str | None, caller: Caller = Caller(owner=True)) -> str:
+    def push_to_hub(
+        self, name: str | None, repo_id: str, typed_token: str | None, caller: Caller = Caller(owner=True)
+    ) -> str:
         """Upload the adapter folder with the token typed, or the server's HF_TOKEN for its owner only; the token
         is used for this call only and never stored or shown."""
         from huggingface_hub import HfApi
 
-        info = self.registry.get(name)
+        info = self.registry.get(_chosen(name))
         if info is None or not self.roles.may_use(info, caller):
             raise UserError(f"No adapter named {name!r}.")
         token = self.roles.hub_token(typed_token, caller)
@@ -252,6 +254,13 @@ class FinetuneService:
             info = self.registry.get(view.adapter)
             if info is not None and info.base_model == self.runtime.model.base:
                 self.runtime.engine.load_adapter(info.name, info.path)
+
+
+def _chosen(name: str | None) -> str:
+    """The adapter a page action names; none chosen is the user's to fix."""
+    if not name:
+        raise UserError("Choose an adapter first.")
+    return name
 
 
 def _where(line: int | None, item: int | None) -> str:

@@ -291,7 +291,10 @@ class JobManager:
     def _check_others(self) -> None:
         """Jobs whose process this manager did not start (the CLI's, or one an earlier app left): fail those gone."""
         for job_id in self._ids():
-            if job_id == self._running or job_id in self._ended or self._final(job_id) is not None:
+            if job_id == self._running or job_id in self._ended:
+                continue
+            if (self.root / job_id / FINAL).exists():
+                self.view(job_id)  # ended: its view is cached, so this loop never reads it again
                 continue
             record = _read_process(self.root / job_id)
             if record is not None and not record.running(job_id):
@@ -338,7 +341,7 @@ class JobManager:
         self._running = job_id
 
     def _finish(self, job_id: str, event: dict[str, Any]) -> None:
-        _write_json(self.root / job_id / FINAL, event)
+        atomic_write_json(self.root / job_id / FINAL, event)
         if self.on_finished is not None:
             try:
                 self.on_finished(self.view(job_id))
@@ -399,7 +402,7 @@ def _read_pid(job_dir: Path) -> int | None:
 
 def _record_process(job_dir: Path, record: JobProcess) -> None:
     """`process.json` before `pid`: whoever sees the pid (the queue, a watcher) finds the whole record."""
-    _write_json(job_dir / PROCESS, asdict(record))
+    atomic_write_json(job_dir / PROCESS, asdict(record))
     (job_dir / "pid").write_text(str(record.pid))
 
 
@@ -410,10 +413,6 @@ def _read_process(job_dir: Path) -> JobProcess | None:
     except (OSError, ValueError, TypeError):  # none yet, or a folder from an older version: the bare pid
         pid = _read_pid(job_dir)
         return None if pid is None else JobProcess(pid)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_json(path, data)
 
 
 def _said_done(job_dir: Path) -> dict[str, Any] | None:
@@ -496,7 +495,7 @@ def run_here(
     _record_process(job_dir, JobProcess(os.getpid(), process_start(os.getpid())))
     spec.write(job_dir)
     done = run_job(job_dir, echo=lambda event: log(_progress_line(event)))
-    _write_json(job_dir / FINAL, done)
+    atomic_write_json(job_dir / FINAL, done)
     return done
 
 

@@ -284,23 +284,17 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
 
     @shows_errors
     def remove(name: str | None, workspace_id: str | None, owner: bool) -> str:
-        if not name:
-            raise gr.Error("Choose an adapter first.")
         service.delete(name, roles.caller(workspace_id, owner))
         return f"Deleted {name}."
 
     @shows_errors
     def merged(name: str | None, workspace_id: str | None, owner: bool) -> str:
-        if not name:
-            raise gr.Error("Choose an adapter first.")
         return f"Merged model written to `{service.export_merged(name, roles.caller(workspace_id, owner))}`."
 
     @shows_errors
     def upload_to_hub(
         name: str | None, repo_id: str, typed: str, workspace_id: str | None, owner: bool
     ) -> tuple[str, str]:
-        if not name:
-            raise gr.Error("Choose an adapter first.")
         url = service.push_to_hub(name, repo_id, typed, roles.caller(workspace_id, owner))
         return f"Pushed {name} to {url}.", ""  # the token box is emptied, never echoed
 
@@ -311,8 +305,6 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
 
     @shows_errors
     def make_public(name: str | None, workspace_id: str | None, owner: bool) -> str:
-        if not name:
-            raise gr.Error("Choose an adapter first.")
         service.publish(name, roles.caller(workspace_id, owner))
         return f"Published {name}: every visitor can now choose it."
 
