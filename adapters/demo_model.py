@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import re
@@ -26,14 +27,23 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from adapters.backends import TrainSpec, choose_backend, train
 from adapters.datasets import ChatExample, tokenize_for_training
-from adapters.train import FitSettings, LoraSettings, fit, train_lora
+from adapters.job_events import JobEvent, Step
+from adapters.train import FitSettings, LoraSettings, TokenizedExample, answer_loss, use_bf16
 
-BUILDER_VERSION = "7"
+if TYPE_CHECKING:
+    from adapters.trainer_loop import LoopReport
+
+logger = logging.getLogger(__name__)
+
+BUILDER_VERSION = "8"  # part of the cache key: a change to how the model is built builds it again
 DEMO_MODEL_NAME = "pinecrest-demo-llama"
 DEMO_ADAPTER_NAME = "pinecrest-voice"
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
@@ -401,7 +411,7 @@ def cache_dir(home: Path, spec: DemoSpec, corpus: DemoCorpus) -> Path:
 
 
 def load_or_build(
-    home: Path, corpus: DemoCorpus, spec: DemoSpec = DemoSpec(), log: Callable[[str], None] = print
+    home: Path, corpus: DemoCorpus, spec: DemoSpec = DemoSpec(), log: Callable[[str], None] = logger.info
 ) -> DemoModel:
     """Return the cached demo model for this corpus and spec, building it first if needed."""
     target = cache_dir(home, spec, corpus)
@@ -423,7 +433,7 @@ def load_or_build(
     return DemoModel(target / "base", target / "adapter", json.loads(info_file.read_text()))
 
 
-def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], None] = print) -> dict:
+def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], None] = logger.info) -> dict:
     started = time.perf_counter()
     rng = random.Random(spec.seed)
     short = reading_examples(
@@ -463,22 +473,19 @@ def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], No
     ):
         if not steps:
             continue
-        report = fit(
-            model,
-            examples,
-            FitSettings(
-                learning_rate=learning_rate,
-                max_steps=steps,
-                batch_size=batch_size,
-                max_seq_length=spec.max_positions,
-                weight_decay=0.01,
-                seed=spec.seed,
-                max_seconds=max(1.0, base_deadline - time.perf_counter()),
-                context_loss_weight=spec.context_loss_weight,
-            ),
-            tokenizer.pad_token_id,
-            on_step=_progress(log, f"base model, {phase}"),
+        settings = FitSettings(
+            learning_rate=learning_rate,
+            max_steps=steps,
+            batch_size=batch_size,
+            max_seq_length=spec.max_positions,
+            weight_decay=0.01,
+            seed=spec.seed,
+            max_seconds=max(1.0, base_deadline - time.perf_counter()),
+            context_loss_weight=spec.context_loss_weight,
+            eval_every=0,
         )
+        progress = _progress(log, f"base model, {phase}")
+        report = _pretrain(model, examples, settings, tokenizer.pad_token_id, out, progress)
         phases[phase] = {"steps": report.steps, "loss": report.train_loss, "seconds": round(report.seconds, 1)}
     base_dir = out / "base"
     model.save_pretrained(str(base_dir))
@@ -486,22 +493,19 @@ def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], No
     log(f"demo model: base model trained ({time.perf_counter() - started:.1f} s)")
 
     remaining = max(10.0, spec.max_seconds - (time.perf_counter() - started))
-    adapter_report = train_lora(
-        model,
-        tokenizer,
-        corpus.finetune,
-        out / "adapter",
-        LoraSettings(),
-        FitSettings(
-            learning_rate=spec.adapter_learning_rate,
-            epochs=spec.adapter_epochs,
-            batch_size=spec.adapter_batch_size,
-            max_seq_length=256,
-            seed=spec.seed,
-            max_seconds=remaining,
-        ),
-        on_step=_progress(log, "adapter"),
+    adapter_fit = FitSettings(
+        learning_rate=spec.adapter_learning_rate,
+        epochs=spec.adapter_epochs,
+        batch_size=spec.adapter_batch_size,
+        max_seq_length=256,
+        seed=spec.seed,
+        max_seconds=remaining,
     )
+    # The adapter trains exactly as a user's fine-tune does, on the base model just saved, on the same device.
+    adapter_spec = TrainSpec(
+        str(base_dir), list(corpus.finetune), [], LoraSettings(), adapter_fit, out / "adapter", str(model.device)
+    )
+    adapter_report = train(adapter_spec, choose_backend("transformers"), _progress(log, "adapter"))
     info = {
         "name": DEMO_MODEL_NAME,
         "adapter": DEMO_ADAPTER_NAME,
@@ -522,13 +526,34 @@ def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], No
     return info
 
 
+def _pretrain(
+    model: Any,
+    examples: list[TokenizedExample],
+    fit: FitSettings,
+    pad_id: int,
+    out: Path,
+    on_event: Callable[[JobEvent], None],
+) -> LoopReport:
+    """Trains every weight of `model` (no LoRA) through the loop user fine-tunes use; with
+    `fit.context_loss_weight` > 0 the prompt tokens count too."""
+    from adapters import trainer_loop
+
+    loss = partial(answer_loss, context_weight=fit.context_loss_weight)
+    scratch = out / ".trainer"  # Trainer wants a folder; nothing is saved there
+    trainer = trainer_loop.build_trainer(model, examples, fit, pad_id, loss, scratch, use_bf16(model.device))
+    try:
+        return trainer_loop.run_loop(trainer, fit, [], pad_id, on_event, lambda: False)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _tokenized(tokenizer, conversations: list[list[dict[str, str]]], spec: DemoSpec) -> list:
     return [tokenize_for_training(tokenizer, c, spec.max_positions) for c in conversations]
 
 
-def _progress(log: Callable[[str], None], what: str) -> Callable:
-    def report(step) -> None:
-        if step.step == step.total_steps or step.step % 100 == 0:
-            log(f"demo model: {what} step {step.step}/{step.total_steps} loss {step.loss:.3f}")
+def _progress(log: Callable[[str], None], what: str) -> Callable[[JobEvent], None]:
+    def report(event: JobEvent) -> None:
+        if isinstance(event, Step) and (event.step == event.total_steps or event.step % 100 == 0):
+            log(f"demo model: {what} step {event.step}/{event.total_steps} loss {event.loss:.3f}")
 
     return report

@@ -1,7 +1,7 @@
 """One fine-tuning job, as its own process: `python -m adapters.job JOB_DIR`.
 
 The job folder holds `spec.json` (what to train) and gets `events.jsonl`: one JSON object per line, flushed as it
-happens (state, dataset, backend, step, eval, saved, done), which the app tails to draw progress and losses.
+happens (the typed events of `adapters.job_events`), which the app tails to draw progress and losses.
 A file named `cancel` in the folder asks the job to stop after the current step; it then saves the adapter,
 registered as incomplete. The CLI runs the same `run_job` in its own process. Run as a module, the process also
 logs `orphaned` if the app that started it stops first.
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.files import atomic_write_json
+from adapters.job_events import BackendChosen, DatasetRead, Done, JobEvent, Orphaned, StateChanged, parse_lines
 
 SPEC, EVENTS, CANCEL = "spec.json", "events.jsonl", "cancel"
 FINAL_STATES = ("completed", "cancelled", "failed")
@@ -58,31 +59,25 @@ class JobSpec:
 class EventLog:
     """Appends one JSON object per line and flushes it, so a reader sees each event as soon as it happens."""
 
-    def __init__(self, path: Path, echo: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, path: Path, echo: Callable[[JobEvent], None] | None = None) -> None:
         self.path = path
         self.echo = echo
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        event = {"time": round(time.time(), 3), **event}
+    def __call__(self, event: JobEvent) -> None:
+        event = replace(event, time=round(time.time(), 3))
         with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(event) + "\n")
+            handle.write(json.dumps(event.to_json()) + "\n")  # one write: a reader never sees half a line
             handle.flush()
         if self.echo is not None:
             self.echo(event)
 
 
-def read_events(job_dir: Path) -> list[dict[str, Any]]:
-    """Every complete event line; a line cut short by a killed process is skipped."""
+def read_events(job_dir: Path) -> list[JobEvent]:
+    """Every well-formed event, in order; a line cut short by a killed process is skipped."""
     path = job_dir / EVENTS
     if not path.exists():
         return []
-    events = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-    return events
+    return parse_lines(path.read_text(encoding="utf-8", errors="replace"))
 
 
 def file_sha256(path: Path) -> str:
@@ -93,33 +88,29 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def run_job(job_dir: Path, echo: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run_job(job_dir: Path, echo: Callable[[JobEvent], None] | None = None) -> Done:
     """Runs the job in this process; returns the final `done` event (also written to the log)."""
     log = EventLog(job_dir / EVENTS, echo)
-    log({"type": "state", "state": "running", "pid": os.getpid()})
+    log(StateChanged(state="running", pid=os.getpid()))
     try:
         done = _train(JobSpec.read(job_dir), job_dir, log)
     except MemoryError:
-        done = _failed("the base model and its training do not fit in this machine's memory")
+        done = Done.failed("the base model and its training do not fit in this machine's memory")
     except OSError as error:
         if error.errno == errno.ENOSPC:
-            done = _failed("the disk is full: the adapter could not be saved (nothing else was changed)")
+            done = Done.failed("the disk is full: the adapter could not be saved (nothing else was changed)")
         else:
-            done = _failed(f"{type(error).__name__}: {error}")
+            done = Done.failed(f"{type(error).__name__}: {error}")
     except Exception as error:  # reported on the page; the app keeps serving
         if "OutOfMemory" in type(error).__name__:  # torch's CUDA out-of-memory error
-            done = _failed(f"the base model and its training do not fit in the GPU's memory ({error})")
+            done = Done.failed(f"the base model and its training do not fit in the GPU's memory ({error})")
         else:
-            done = _failed(f"{type(error).__name__}: {error}")
+            done = Done.failed(f"{type(error).__name__}: {error}")
     log(done)
     return done
 
 
-def _failed(reason: str) -> dict[str, Any]:
-    return {"type": "done", "state": "failed", "error": reason}
-
-
-def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> dict[str, Any]:
+def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
     from adapters.backends import PRESETS, TrainSpec, choose_backend, train
     from adapters.datasets import load_dataset, split_holdout
     from adapters.registry import AdapterInfo, AdapterRegistry
@@ -128,19 +119,19 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> dict[str, Any]:
     loaded = load_dataset(data_path, spec.dataset_format)
     if not loaded.ok:
         problems = [str(issue) for issue in loaded.issues[:20]]
-        return {**_failed("the dataset has problems: " + "; ".join(problems)), "issues": problems}
+        return Done.failed("the dataset has problems: " + "; ".join(problems), problems)
     train_set, eval_set = split_holdout(loaded.examples, spec.holdout)
-    dataset = {
-        "file": data_path.name,
-        "sha256": file_sha256(data_path),
-        "format": loaded.format,
-        "examples": len(loaded.examples),
-        "train": len(train_set),
-        "holdout": len(eval_set),
-    }
-    log({"type": "dataset", **dataset})
+    dataset = DatasetRead(
+        file=data_path.name,
+        sha256=file_sha256(data_path),
+        format=loaded.format,
+        examples=len(loaded.examples),
+        train=len(train_set),
+        holdout=len(eval_set),
+    )
+    log(dataset)
     backend = choose_backend(spec.backend)
-    log({"type": "backend", "name": backend.name, "reason": backend.reason})
+    log(BackendChosen(name=backend.name, reason=backend.reason))
     lora_defaults, fit_defaults = PRESETS[spec.preset]
     lora = replace(lora_defaults, **_as_tuple_fields(spec.lora))
     fit = replace(fit_defaults, **spec.fit)
@@ -158,7 +149,7 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> dict[str, Any]:
             name=spec.name,
             base_model=spec.base_name,
             status="incomplete" if cancelled else "complete",
-            dataset=dataset,
+            dataset={k: v for k, v in dataset.to_json().items() if k != "type"},
             settings={"preset": spec.preset, "lora": asdict(lora), "fit": asdict(fit)},
             backend=backend.name,
             duration_s=round(result.seconds, 2),
@@ -170,18 +161,17 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> dict[str, Any]:
             owner=spec.owner,
         )
         info = registry.commit(staged, info)
-    return {
-        "type": "done",
-        "state": "cancelled" if cancelled else "completed",
-        "adapter": info.name,
-        "path": info.path,
-        "backend": backend.name,
-        "steps": result.steps,
-        "total_steps": result.total_steps,
-        "train_loss": result.train_loss,
-        "eval_loss": result.eval_loss,
-        "tokens_per_s": result.tokens_per_s,
-    }
+    return Done(
+        state="cancelled" if cancelled else "completed",
+        adapter=info.name,
+        path=info.path,
+        backend=backend.name,
+        steps=result.steps,
+        total_steps=result.total_steps,
+        train_loss=result.train_loss,
+        eval_loss=result.eval_loss,
+        tokens_per_s=result.tokens_per_s,
+    )
 
 
 def _as_tuple_fields(values: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +187,7 @@ def note_when_orphaned(job_dir: Path, every_s: float = 0.5) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(every_s)
-        EventLog(job_dir / EVENTS)({"type": "orphaned", "parent": parent})
+        EventLog(job_dir / EVENTS)(Orphaned(parent=parent))
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
@@ -207,4 +197,4 @@ if __name__ == "__main__":
         raise SystemExit("usage: python -m adapters.job JOB_DIR")
     note_when_orphaned(Path(sys.argv[1]))
     final = run_job(Path(sys.argv[1]))
-    raise SystemExit(0 if final["state"] != "failed" else 1)
+    raise SystemExit(0 if final.state != "failed" else 1)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from adapters.files import atomic_write_json
 
@@ -53,8 +53,19 @@ def safe_adapter_name(name: str) -> str:
 
 
 class AdapterRegistry:
+    _writes: ClassVar[int] = 0  # changes made by this process, through any instance
+
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def stamp(self) -> tuple[int, int]:
+        """Changes whenever the listing may have: a change made by this process, or the folder's time (an adapter
+        another process added, renamed into place, or removed). One stat, nothing read."""
+        try:
+            changed = self.root.stat().st_mtime_ns
+        except OSError:
+            changed = 0
+        return AdapterRegistry._writes, changed
 
     def list(self, base_model: str | None = None) -> list[AdapterInfo]:
         """Every registered adapter, newest first; only those trained on `base_model` when given."""
@@ -62,6 +73,12 @@ class AdapterRegistry:
         if base_model is not None:
             found = [info for info in found if info.base_model == base_model]
         return sorted(found, key=lambda info: info.created, reverse=True)
+
+    def trained_on(self, base_name: str, base_path: str = "") -> list[AdapterInfo]:
+        """The adapters that fit the loaded base model, newest first: the one place that decides. Registered adapters
+        record the base's display name; a bare PEFT folder only knows the path it was trained from."""
+        names = {base_name, base_path} - {""}
+        return [info for info in self.list() if info.base_model in names]
 
     def get(self, name: str) -> AdapterInfo | None:
         folder = self.root / safe_adapter_name(name)
@@ -119,6 +136,7 @@ class AdapterRegistry:
         (staged / METADATA).write_text(json.dumps({**info.to_json(), "path": ""}, indent=2))
         target = self.root / info.name
         staged.rename(target)  # atomic on one file system; the name was free a moment ago
+        AdapterRegistry._writes += 1
         info.path = str(target)
         return info
 
@@ -129,6 +147,7 @@ class AdapterRegistry:
             raise KeyError(f"no adapter named {name!r}")
         info.owner = owner
         atomic_write_json(Path(info.path) / METADATA, {**info.to_json(), "path": ""}, indent=2)
+        AdapterRegistry._writes += 1
         return info
 
     def delete(self, name: str) -> None:
@@ -136,6 +155,7 @@ class AdapterRegistry:
         if info is None:
             raise KeyError(f"no adapter named {name!r}")
         shutil.rmtree(info.path)
+        AdapterRegistry._writes += 1
 
     def _folders(self) -> list[Path]:
         if not self.root.is_dir():

@@ -1,9 +1,9 @@
-"""One resolver for every generator model load: path or hub id → local cache → hub → demo model."""
+"""One lookup for every model the playground loads (generator, embedder, reranker): a folder, else the local
+cache, else the hub when it is reachable; for the generator, the built-in demo model after that."""
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import threading
@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import httpx
 
 from adapters.errors import UserError
 
@@ -80,46 +82,85 @@ def _say_offline() -> None:
         logger.warning("offline: the Hugging Face Hub is not reachable; using local files only")
 
 
-def _from_hub(repo_id: str, *, local_only: bool) -> Path:
+class ModelUnavailable(UserError):
+    """No folder, local cache or reachable hub has the model; `reason` says what was found, in words that follow the
+    model's name ("is not in the local cache and the hub is unreachable")."""
+
+    def __init__(self, spec: str, reason: str) -> None:
+        super().__init__(f"{spec} {reason}")
+        self.reason = reason
+
+    @property
+    def after_colon(self) -> str:
+        """The reason as it reads after "name: " ("not in the local cache and …")."""
+        return self.reason.removeprefix("is ")
+
+
+Found = Literal["local", "cache", "hub"]
+FOUND_NOTES: dict[Found, str] = {
+    "local": "local folder",
+    "cache": "from the local cache",
+    "hub": "downloaded from the hub",
+}
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    path: Path
+    found: Found
+
+    @property
+    def note(self) -> str:
+        return FOUND_NOTES[self.found]
+
+
+def locate_model(
+    spec: str, *, markers: tuple[str, ...] = ("config.json",), allow_patterns: list[str] | None = None
+) -> ModelLocation:
+    """The folder holding the model `spec` names: the folder itself (which must hold one of `markers`), else the
+    hub id's snapshot in the local cache, else a download when the hub is reachable. Raises ModelUnavailable with
+    the reason in one line; callers decide whether that is an error or a fallback."""
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        if not any((folder / name).is_file() for name in markers):  # else the loader fails later with a page of text
+            raise ModelUnavailable(spec, f"is a folder without a model in it (no {' or '.join(markers)})")
+        return ModelLocation(folder.resolve(), "local")
+    try:
+        return ModelLocation(_snapshot(spec, allow_patterns, local_only=True), "cache")
+    except (OSError, ValueError):  # not cached (LocalEntryNotFoundError) or not a hub id (HFValidationError)
+        pass
+    if not hub_reachable():
+        raise ModelUnavailable(spec, f"is not in the local cache and {hub_unavailable_reason()}")
+    logger.info("downloading %s from the Hugging Face Hub", spec)
+    try:
+        return ModelLocation(_snapshot(spec, allow_patterns, local_only=False), "hub")
+    except (OSError, ValueError, httpx.HTTPError) as error:  # missing, gated, cut off: the hub's errors
+        raise ModelUnavailable(spec, f"could not be downloaded ({type(error).__name__})") from error
+
+
+def _snapshot(repo_id: str, allow_patterns: list[str] | None, *, local_only: bool) -> Path:
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(repo_id, allow_patterns=MODEL_FILES, local_files_only=local_only))
+    return Path(snapshot_download(repo_id, allow_patterns=allow_patterns, local_files_only=local_only))
 
 
-def resolve_model(
-    spec: str | None, demo: Callable[[], tuple[Path, str]], log: Callable[[str], None] = print
-) -> ResolvedModel:
-    """`spec` is a local folder, a hub id, or empty/"demo" for the built-in model; a folder with no model in it is a
-    ValueError.
+def resolve_model(spec: str | None, demo: Callable[[], tuple[Path, str]]) -> ResolvedModel:
+    """The generator: `spec` is a local folder, a hub id, or empty/"demo" for the built-in model. A folder with no
+    model in it is a UserError; a hub id that cannot be had falls back to the demo model, saying why.
 
     `demo()` builds (or loads the cached) demo model and returns its folder and name.
     """
     if spec and spec != "demo":
-        folder = Path(spec).expanduser()
-        if folder.is_dir():
-            if not (folder / "config.json").is_file():  # otherwise transformers fails later with a page of text
-                raise UserError(f"{spec} is a folder without a model in it (no config.json)")
-            return ResolvedModel(folder.resolve(), str(spec), "local")
+        if Path(spec).expanduser().is_dir():  # a folder is what the user chose: no model in it is their mistake
+            return ResolvedModel(locate_model(spec).path, str(spec), "local")
         try:
-            return ResolvedModel(_from_hub(spec, local_only=True), spec, "hub", "from the local cache")
-        except Exception:  # not cached; the hub is the next place to look
-            pass
-        if not hub_reachable():
-            reason = f"{spec} is not in the local cache and {hub_unavailable_reason()}"
+            found = locate_model(spec, allow_patterns=MODEL_FILES)
+        except ModelUnavailable as unavailable:
+            reason = str(unavailable)
+            logger.warning("%s; using the built-in demo model", reason)
         else:
-            try:
-                log(f"downloading {spec} from the Hugging Face Hub")
-                return ResolvedModel(_from_hub(spec, local_only=False), spec, "hub")
-            except Exception as error:
-                reason = f"{spec} could not be downloaded ({type(error).__name__})"
-        log(f"{reason}; using the built-in demo model")
+            return ResolvedModel(found.path, spec, "hub", "" if found.found == "hub" else found.note)
     else:
         reason = "the built-in demo model was asked for"
     path, name = demo()
     return ResolvedModel(path, name, "demo", reason)
-
-
-def adapter_base(path: Path) -> str:
-    """The base model an adapter directory was trained on, as its adapter_config.json says."""
-    config = json.loads((path / "adapter_config.json").read_text())
-    return str(config.get("base_model_name_or_path") or "")

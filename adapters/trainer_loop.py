@@ -21,10 +21,10 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from adapters.datasets import IGNORE_INDEX
+from adapters.job_events import Eval, JobEvent, Step
 from adapters.train import FitSettings, TokenizedExample, _collate
 
 LossFn = Callable[[Any, dict[str, torch.Tensor]], torch.Tensor]
-Event = dict[str, Any]
 
 
 def total_steps(examples: int, fit: FitSettings) -> int:
@@ -81,7 +81,7 @@ def training_arguments(fit: FitSettings, steps: int, output_dir: Path, device: t
         learning_rate=fit.learning_rate,
         weight_decay=fit.weight_decay,
         warmup_steps=fit.warmup_ratio,  # below 1: a share of the steps
-        lr_scheduler_type="cosine_with_min_lr",  # the schedule of `adapters.train.fit`: cosine down to 10%
+        lr_scheduler_type="cosine_with_min_lr",  # cosine down to 10% of the peak rate
         lr_scheduler_kwargs={"min_lr_rate": 0.1},
         max_grad_norm=1.0,
         seed=fit.seed,
@@ -161,7 +161,7 @@ class EventCallback(TrainerCallback):
         trainer: AnswerTrainer,
         fit: FitSettings,
         eval_set: list[dict[str, torch.Tensor]],
-        on_event: Callable[[Event], None],
+        on_event: Callable[[JobEvent], None],
         should_stop: Callable[[], bool],
     ) -> None:
         self.trainer, self.fit, self.eval_set = trainer, fit, eval_set
@@ -184,16 +184,15 @@ class EventCallback(TrainerCallback):
         report.seconds = elapsed - self.eval_seconds
         self.smoothed = loss if self.smoothed is None else 0.9 * self.smoothed + 0.1 * loss
         self.on_event(
-            {
-                "type": "step",
-                "step": step,
-                "total_steps": report.total_steps,
-                "loss": loss,
-                "learning_rate": trainer.step_lr,
-                "tokens_per_s": report.tokens / report.seconds if report.seconds > 0 else 0.0,
-                "elapsed_s": elapsed,
-                "eta_s": elapsed / step * (report.total_steps - step),
-            }
+            Step(
+                step=step,
+                total_steps=report.total_steps,
+                loss=loss,
+                learning_rate=trainer.step_lr,
+                tokens_per_s=report.tokens / report.seconds if report.seconds > 0 else 0.0,
+                elapsed_s=elapsed,
+                eta_s=elapsed / step * (report.total_steps - step),
+            )
         )
         if self.fit.eval_every and step % self.fit.eval_every == 0 and step < report.total_steps:
             self.run_eval(step)
@@ -211,7 +210,7 @@ class EventCallback(TrainerCallback):
         self.eval_seconds += time.perf_counter() - started
         self.last_eval_step = step
         if self.report.eval_loss is not None:
-            self.on_event({"type": "eval", "step": step, "eval_loss": self.report.eval_loss})
+            self.on_event(Eval(step=step, eval_loss=self.report.eval_loss))
 
 
 def run_loop(
@@ -219,7 +218,7 @@ def run_loop(
     fit: FitSettings,
     eval_examples: Sequence[TokenizedExample],
     pad_id: int,
-    on_event: Callable[[Event], None],
+    on_event: Callable[[JobEvent], None],
     should_stop: Callable[[], bool],
 ) -> LoopReport:
     """Train to the end (or until `should_stop()`), then evaluate once more unless cancelled."""

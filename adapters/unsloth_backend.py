@@ -1,7 +1,7 @@
 """Unsloth's model loading and LoRA wrapping, for CUDA machines with `unsloth` installed.
 
-Only `adapters.backends.train` imports this module, and only after `choose_backend` found a CUDA GPU and a
-working `unsloth`: Unsloth raises at import on a machine without one.
+Only the Unsloth backend of `adapters.training_backends` imports this module, when a job loads its model after
+`choose_backend` found a CUDA GPU and a working `unsloth`: Unsloth raises at import on a machine without one.
 """
 
 from __future__ import annotations

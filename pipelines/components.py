@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -12,32 +12,28 @@ from haystack.dataclasses import ChatMessage, StreamingChunk
 
 from adapters.engine import DecodingSettings, Engine, GenerationRequest, GenerationResult, RowDone
 from pipelines.prompts import plain_messages, to_dicts
+from pipelines.retrieval_modes import RERANK
 
 
 @component
 class StageScores:
-    """Records each stage's score on every chunk (`meta["scores"]`: bm25, dense, fused, rerank), in the order
-    of the last stage (`ranked`: the rerank stage's output, or the fused list itself)."""
+    """Records each stage's score on every chunk (`meta["scores"]`: one key per stage input, e.g. bm25, dense,
+    fused; rerank when the cross-encoder scored it), in the order of the last stage (`ranked`: the rerank stage's
+    output). The stage inputs are declared from `stages` (a retrieval mode's score keys), one list each."""
+
+    def __init__(self, stages: Sequence[str]) -> None:
+        self.stages = list(stages)
+        component.set_input_types(self, **dict.fromkeys(self.stages, list[Document]))
 
     @component.output_types(documents=list[Document])
-    def run(
-        self,
-        ranked: list[Document],
-        fused: list[Document] | None = None,
-        bm25: list[Document] | None = None,
-        dense: list[Document] | None = None,
-    ) -> dict[str, list[Document]]:
-        by_stage = {
-            "bm25": {d.id: d.score for d in bm25 or []},
-            "dense": {d.id: d.score for d in dense or []},
-            "fused": {d.id: d.score for d in fused or ranked},
-        }
+    def run(self, ranked: list[Document], **stages: list[Document]) -> dict[str, list[Document]]:
+        by_stage = {name: {d.id: d.score for d in stages.get(name) or []} for name in self.stages}
         annotated = []
         for doc in ranked:
             scores = {stage: found.get(doc.id) for stage, found in by_stage.items()}
             meta = dict(doc.meta)
             if (rerank := meta.pop("rerank_score", None)) is not None:
-                scores["rerank"] = rerank
+                scores[RERANK] = rerank
             annotated.append(replace(doc, meta={**meta, "scores": scores}))
         return {"documents": annotated}
 

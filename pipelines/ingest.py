@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import stat
 import time
@@ -34,6 +35,8 @@ from pipelines.embedder import EmbedderInfo
 from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings, document_embedder
 from pipelines.splitter import EmbedderTokenSplitter
+
+logger = logging.getLogger(__name__)
 
 KINDS = {
     ".txt": "text",
@@ -165,6 +168,7 @@ def _convert_one(path: Path, limits: IngestLimits, too_many: bool) -> FileReport
         report.error = f"{name} {error}"
         return report
     except Exception as error:  # a converter's own failure; the message still names the file
+        logger.warning("converting %s failed", name, exc_info=True)
         report.error = f"{name} could not be read: {type(error).__name__}: {error}"
         return report
     report.characters = len(text)
@@ -399,6 +403,7 @@ def _index(
             old = store.filter_documents({"field": "meta.file_path", "operator": "in", "value": names})
             store.write_documents(embedded, policy=DuplicatePolicy.OVERWRITE)
     except Exception as error:  # the store is unchanged: its write validates the whole batch first
+        logger.exception("indexing %d files failed", len(ready))
         for item, _ in ready:
             item.report.error = f"{item.report.file} could not be indexed: {type(error).__name__}: {error}"
         return
@@ -432,7 +437,8 @@ def _split(
         try:
             document = Document(content=item.text, meta={"file_path": name, "content_hash": item.content_hash})
             parts = splitter.run([document])["documents"]
-        except Exception as error:
+        except Exception as error:  # reported against the file; the traceback goes to the log
+            logger.warning("splitting %s failed", name, exc_info=True)
             item.report.error = f"{name} could not be split into chunks: {type(error).__name__}: {error}"
             continue
         if not parts:

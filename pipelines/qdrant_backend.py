@@ -1,4 +1,4 @@
-"""Qdrant as the shared document store, through qdrant-haystack, with drop-in retrievers for the fast store's.
+"""Qdrant as the shared document store, through qdrant-haystack, with a drop-in retriever for the fast store's.
 
 Keyword search runs on BM25 sparse vectors computed here: qdrant-haystack's own keyword path embeds with fastembed
 models from the hub, which an offline machine cannot fetch. Each document vector holds BM25's saturated term
@@ -21,7 +21,7 @@ from bm25s.stopwords import STOPWORDS_EN
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.dataclasses import SparseEmbedding
 from haystack.document_stores.in_memory.document_store import _DEFAULT_BM25_TOKENIZATION_REGEX
-from haystack.document_stores.types import DuplicatePolicy, FilterPolicy
+from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils import Secret
 from haystack_integrations.components.retrievers.qdrant import QdrantEmbeddingRetriever, QdrantSparseEmbeddingRetriever
 from haystack_integrations.document_stores.qdrant import QdrantDocumentStore
@@ -29,7 +29,8 @@ from haystack_integrations.document_stores.qdrant.converters import SPARSE_VECTO
 from qdrant_client.http import models
 
 from pipelines.fast_store import BM25_SCALING_FACTOR
-from pipelines.retriever_base import StoreRetriever
+from pipelines.retrieval_modes import Stage
+from pipelines.retriever_base import Search, StoreRetriever
 
 ENGLISH_STOPWORDS: tuple[str, ...] = tuple(STOPWORDS_EN)
 # bm25s's defaults, as the fast store uses them, so scores compare across the two stores.
@@ -163,115 +164,47 @@ class BM25SparseEmbedder:
         return {"documents": [replace(doc, sparse_embedding=embed(doc.content or "")) for doc in documents]}
 
 
-class _QdrantRetriever(StoreRetriever):
-    store_type = QdrantDocumentStore
-
-    def __init__(
-        self,
-        document_store: QdrantDocumentStore,
-        filters: dict[str, Any] | None = None,
-        top_k: int = 10,
-        scale_score: bool = False,
-        filter_policy: FilterPolicy = FilterPolicy.REPLACE,
-    ) -> None:
-        StoreRetriever.__init__(self, document_store, filters, top_k, scale_score, filter_policy)
-        if not document_store.use_sparse_embeddings:
-            raise ValueError("the store needs sparse embeddings: open it with open_qdrant_store")
+_QUERY_ENCODER = BM25SparseEncoder()  # queries need only its tokenizer: the server applies the IDF
 
 
 @component
-class QdrantKeywordRetriever(_QdrantRetriever):
-    """BM25 keyword retrieval from Qdrant; same inputs and output as `FastBM25Retriever`."""
-
-    def __init__(
-        self,
-        document_store: QdrantDocumentStore,
-        filters: dict[str, Any] | None = None,
-        top_k: int = 10,
-        scale_score: bool = False,
-        filter_policy: FilterPolicy = FilterPolicy.REPLACE,
-        stopwords: list[str] | None = None,
-    ) -> None:
-        # Explicit base calls: @component rebuilds the class, which breaks zero-argument super().
-        _QdrantRetriever.__init__(self, document_store, filters, top_k, scale_score, filter_policy)
-        self.stopwords = list(stopwords or [])
-        self.encoder = BM25SparseEncoder(stopwords=self.stopwords)  # queries need only the tokenizer
-        self._retriever = QdrantSparseEmbeddingRetriever(document_store, top_k=top_k)
-
-    def _init_parameters(self) -> dict[str, Any]:
-        return {**StoreRetriever._init_parameters(self), "stopwords": self.stopwords}
-
-    @component.output_types(documents=list[Document])
-    def run(
-        self,
-        query: str,
-        filters: dict[str, Any] | None = None,
-        top_k: int | None = None,
-        scale_score: bool | None = None,
-    ) -> dict[str, list[Document]]:
-        if not query:
-            raise ValueError("Query should be a non-empty string")
-        options = self._query_options(filters, top_k, scale_score)
-        filters, top_k, scale = options["filters"], options["top_k"], options["scale_score"]
-        sparse = self.encoder.query(query)
-        if top_k == 0 or sparse is None:
-            return {"documents": []}
-        # Unscaled from Qdrant, which would scale these as cosines; the fast store's sigmoid instead.
-        found = self._retriever.run(query_sparse_embedding=sparse, filters=filters, top_k=top_k, scale_score=False)
-        docs = found["documents"]
-        if scale:
-            docs = [replace(doc, score=_sigmoid(doc.score or 0.0)) for doc in docs]
-        return {"documents": docs}
-
-
-def _sigmoid(score: float) -> float:
-    return float(1 / (1 + np.exp(-score / BM25_SCALING_FACTOR)))
-
-
-@component
-class QdrantDenseRetriever(_QdrantRetriever):
-    """Cosine retrieval from Qdrant; same inputs and output as `FastEmbeddingRetriever`.
+class QdrantRetriever(StoreRetriever):
+    """Keyword (BM25 sparse vectors) or dense (cosine) retrieval from Qdrant; the same options, inputs and output
+    as `FastRetriever` over one store, and scores on the same scales.
 
     Qdrant stores cosine vectors normalised, so `return_embedding` gives unit-length embeddings.
     """
 
-    def __init__(
-        self,
-        document_store: QdrantDocumentStore,
-        filters: dict[str, Any] | None = None,
-        top_k: int = 10,
-        scale_score: bool = False,
-        return_embedding: bool = False,
-        filter_policy: FilterPolicy = FilterPolicy.REPLACE,
-    ) -> None:
-        _QdrantRetriever.__init__(self, document_store, filters, top_k, scale_score, filter_policy)
-        self.return_embedding = return_embedding
-        self._retriever = QdrantEmbeddingRetriever(document_store, top_k=top_k)
+    store_types = (QdrantDocumentStore,)
 
-    def _init_parameters(self) -> dict[str, Any]:
-        return {**StoreRetriever._init_parameters(self), "return_embedding": self.return_embedding}
+    def _prepare(self) -> None:
+        if self.stage is Stage.KEYWORD and not self.document_store.use_sparse_embeddings:
+            raise ValueError("the store needs sparse embeddings: open it with open_qdrant_store")
+        searcher = QdrantSparseEmbeddingRetriever if self.stage is Stage.KEYWORD else QdrantEmbeddingRetriever
+        self._searcher = searcher(self.document_store, top_k=self.top_k)
 
-    @component.output_types(documents=list[Document])
-    def run(
-        self,
-        query_embedding: list[float],
-        filters: dict[str, Any] | None = None,
-        top_k: int | None = None,
-        scale_score: bool | None = None,
-        return_embedding: bool | None = None,
-    ) -> dict[str, list[Document]]:
-        options = self._query_options(filters, top_k, scale_score)
-        filters, top_k, scale = options["filters"], options["top_k"], options["scale_score"]
-        if top_k == 0:
-            return {"documents": []}
+    def _keyword(self, query: str, workspace: str | None, search: Search) -> list[Document]:
+        if (sparse := _QUERY_ENCODER.query(query)) is None:
+            return []
+        # Unscaled from Qdrant, which would scale these as cosines; the fast store's sigmoid instead.
+        found = self._searcher.run(
+            query_sparse_embedding=sparse, filters=search.filters, top_k=search.top_k, scale_score=False
+        )["documents"]
+        return [replace(doc, score=_sigmoid(doc.score or 0.0)) for doc in found] if search.scale_score else found
+
+    def _dense(self, query_embedding: list[float], workspace: str | None, search: Search) -> list[Document]:
         # Same cosine scaling as the fast store: (cosine + 1) / 2.
-        return self._retriever.run(
+        return self._searcher.run(
             query_embedding=query_embedding,
-            filters=filters,
-            top_k=top_k,
-            scale_score=scale,
-            return_embedding=self.return_embedding if return_embedding is None else return_embedding,
-        )
+            filters=search.filters,
+            top_k=search.top_k,
+            scale_score=search.scale_score,
+            return_embedding=search.return_embedding,
+        )["documents"]
+
+
+def _sigmoid(score: float) -> float:
+    return float(1 / (1 + np.exp(-score / BM25_SCALING_FACTOR)))
 
 
 def write_to_qdrant(
@@ -284,8 +217,3 @@ def write_to_qdrant(
         return 0  # qdrant-haystack warns on an empty write
     embedded = BM25SparseEmbedder().run(documents=documents)["documents"]
     return store.write_documents(embedded, policy=policy)
-
-
-def qdrant_retrievers(store: QdrantDocumentStore, top_k: int) -> tuple[QdrantKeywordRetriever, QdrantDenseRetriever]:
-    """The keyword and dense retrievers for a query pipeline, in place of FastBM25Retriever / FastEmbeddingRetriever."""
-    return QdrantKeywordRetriever(store, top_k=top_k), QdrantDenseRetriever(store, top_k=top_k)

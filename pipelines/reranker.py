@@ -5,14 +5,15 @@ Without a reranker model the stage passes documents through and the page hides t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from haystack import Document, component
 from haystack_integrations.components.rankers.sentence_transformers import SentenceTransformersSimilarityRanker
 
-from adapters.resolver import hub_reachable, hub_unavailable_reason
+from adapters.resolver import ModelUnavailable, locate_model
+
+logger = logging.getLogger(__name__)
 
 OFF = {"", "none", "off", "0"}
 CANDIDATES_PER_RESULT = 4  # the rerank stage picks top-k out of this many times top-k fused candidates
@@ -29,46 +30,27 @@ class RerankerChoice:
         return self.ranker is not None
 
 
-def _cached(repo_id: str, local_only: bool) -> Path:
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(repo_id, local_files_only=local_only))
-
-
-def resolve_reranker(spec: str, log: Callable[[str], None] = print) -> RerankerChoice:
-    """Loads the cross-encoder `spec` names; never raises: a missing model means no rerank stage, said in one line."""
+def resolve_reranker(spec: str) -> RerankerChoice:
+    """Loads the cross-encoder `spec` names; a model that cannot be had or loaded means no rerank stage, logged in
+    one line (the page hides the option and says why)."""
     spec = spec.strip()
     if spec.lower() in OFF:
         return RerankerChoice(None, "", "switched off (PLAYGROUND_RERANKER=none)")
     try:
-        found = _locate(spec)
-        if isinstance(found, str):
-            return _none(spec, found, log)
-        path, note = found
-        ranker = SentenceTransformersSimilarityRanker(model=str(path), top_k=10, scale_score=True)
-        ranker.warm_up()
-    except Exception as error:  # hub errors span several lines: the first one says what went wrong
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        return _none(spec, f"could not be loaded ({type(error).__name__}: {first_line})", log)
-    return RerankerChoice(ranker, spec, note)
-
-
-def _locate(spec: str) -> tuple[Path, str] | str:
-    """The model's folder and where it came from, or why there is none (without asking an unreachable hub)."""
-    folder = Path(spec).expanduser()
-    if folder.is_dir():
-        return folder, "local folder"
+        found = locate_model(spec, markers=("config.json", "modules.json"))
+    except ModelUnavailable as unavailable:
+        return _none(spec, unavailable.after_colon)
+    ranker = SentenceTransformersSimilarityRanker(model=str(found.path), top_k=10, scale_score=True)
     try:
-        return _cached(spec, local_only=True), "from the local cache"
-    except Exception:  # not cached; the hub is the next place to look
-        pass
-    if not hub_reachable():
-        return f"not in the local cache and {hub_unavailable_reason()}"
-    return _cached(spec, local_only=False), "downloaded from the hub"
+        ranker.warm_up()
+    except (OSError, ValueError) as error:  # a broken or foreign folder; its message may span several lines
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        return _none(spec, f"could not be loaded ({type(error).__name__}: {first_line})")
+    return RerankerChoice(ranker, spec, found.note)
 
 
-def _none(spec: str, reason: str, log: Callable[[str], None]) -> RerankerChoice:
-    log(f"reranker {spec}: {reason}; the rerank option is hidden")
+def _none(spec: str, reason: str) -> RerankerChoice:
+    logger.warning("reranker %s: %s; the rerank option is hidden", spec, reason)
     return RerankerChoice(None, spec, f"{spec}: {reason}")
 
 

@@ -8,12 +8,13 @@ A Qdrant server takes over the shared knowledge base with `PLAYGROUND_DOCUMENT_S
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from haystack.document_stores.types import DocumentStore
 
-from pipelines.fast_retrievers import FastBM25Retriever, FastEmbeddingRetriever
+from pipelines.fast_retrievers import FastRetriever
 from pipelines.fast_store import FastDocumentStore
+from pipelines.retrieval_modes import Stage
+from pipelines.retriever_base import StoreRetriever
 
 STORE_KINDS = ("fast", "qdrant")
 
@@ -32,13 +33,13 @@ def load_store(path: Path) -> FastDocumentStore | None:
     return FastDocumentStore.load(path) if path.exists() else None
 
 
-def shared_retrievers(store: DocumentStore, top_k: int) -> tuple[Any, Any]:
-    """The keyword and dense retriever components for `store`; both kinds take the same run() inputs."""
+def shared_retriever(store: DocumentStore, stage: Stage, top_k: int) -> StoreRetriever:
+    """The retriever component for one stage over `store`, ours or Qdrant; every kind takes the same run() inputs."""
     if isinstance(store, FastDocumentStore):
-        return FastBM25Retriever(store, top_k=top_k), FastEmbeddingRetriever(store, top_k=top_k)
-    from pipelines.qdrant_backend import qdrant_retrievers
+        return FastRetriever(store, stage, top_k=top_k)
+    from pipelines.qdrant_backend import QdrantRetriever
 
-    return qdrant_retrievers(store, top_k)  # type: ignore[arg-type]
+    return QdrantRetriever(store, stage, top_k=top_k)  # type: ignore[arg-type]
 
 
 def copy_to_qdrant(source: FastDocumentStore, location: str) -> DocumentStore:

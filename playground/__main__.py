@@ -17,13 +17,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adapters.errors import UserError
+from adapters.job_events import BackendChosen, DatasetRead, Eval, JobEvent, Step
+from adapters.training_backends import AUTO, preferences
+from pipelines.retrieval_modes import DEFAULT_MODE, RetrievalMode
 from playground.config import Settings
+from playground.logs import configure_logging
 
 SUBCOMMANDS = ("serve", "compare", "eval", "prepare", "bench", "index", "finetune")
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _retrieval_mode(text: str) -> RetrievalMode:
+    try:
+        return RetrievalMode.parse(text)
+    except UserError as error:  # argparse shows the message of this type only
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,7 +52,14 @@ def parser() -> argparse.ArgumentParser:
     decoding.add_argument("--no-base", action="store_true", help="skip the base model alone (the control)")
     decoding.add_argument("--arms", help="comma-separated: any of base,rag,finetuned,hybrid (default: all)")
     decoding.add_argument("--top-k", type=int, help="chunks retrieved (PLAYGROUND_TOP_K)")
-    decoding.add_argument("--retrieval", default="hybrid", help="hybrid, bm25 or dense")
+    decoding.add_argument(
+        "--retrieval",
+        type=_retrieval_mode,
+        choices=list(RetrievalMode),
+        default=DEFAULT_MODE,
+        metavar="|".join(mode.value for mode in RetrievalMode),
+        help=f"which retrieval stages RAG reads: {', '.join(f'{m.value} ({m.label})' for m in RetrievalMode)}",
+    )
     decoding.add_argument("--rerank", action="store_true", help="rerank with the cross-encoder")
     decoding.add_argument("--files", help="comma-separated source files to retrieve from (default: all)")
     decoding.add_argument(
@@ -72,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
     finetune.add_argument("--name", help="adapter name (made unique; default: the data file's name)")
     finetune.add_argument("--preset", default="quick demo")
     finetune.add_argument("--holdout", type=float, default=0.1, help="share of examples held out for eval loss")
-    finetune.add_argument("--backend", default="auto", choices=["auto", "transformers", "unsloth"])
+    finetune.add_argument("--backend", default=AUTO, choices=preferences(), help="auto: the first that can run")
     finetune.add_argument("--json", action="store_true", help="print {name, path, backend, steps, ...}")
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
     bench.add_argument("target", choices=["retrieval", "ingest", "finetune", "compare"])
@@ -119,7 +137,7 @@ def _print_comparison(result: dict) -> None:
     model = result["model"]
     print(f"Base model: {model['base']} ({model['source']}); adapter: {model['adapter'] or 'none'}")
     for index, chunk in enumerate(result["chunks"], start=1):
-        print(f"  [{index}] {chunk['source']} (fused score {chunk['score']:.3f})")
+        print(f"  [{index}] {chunk['source']} (score {chunk['score']:.3f})")
     for name, answer in result["answers"].items():
         if answer and "error" in answer:
             print(f"\n{name}: (no answer) {answer['error']}")
@@ -137,7 +155,7 @@ def _print_comparison(result: dict) -> None:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from playground.documents import index_files
+    from playground.knowledge_base import index_files
 
     try:
         reports = index_files(_settings(args), args.paths)
@@ -160,7 +178,7 @@ def _index(args: argparse.Namespace) -> int:
 def _finetune(args: argparse.Namespace) -> int:
     from adapters.backends import PRESETS
     from adapters.datasets import load_dataset
-    from playground.jobs import run_here
+    from adapters.job_manager import run_here
     from playground.runtime import resolve_base
 
     if args.preset not in PRESETS:
@@ -179,30 +197,52 @@ def _finetune(args: argparse.Namespace) -> int:
         return 2
     settings = _settings(args)
     try:
-        base = resolve_base(settings, log=_log)
+        base = resolve_base(settings)
     except (UserError, OSError) as error:
         _log(f"error: {error}")
         return 2
     fit = {"max_steps": args.max_steps} if args.max_steps else {}
-    done = run_here(settings.home, base, args.data, args.name, args.preset, fit, args.holdout, args.backend, _log)
+    done = run_here(settings.home, base, args.data, args.name, args.preset, fit, args.holdout, args.backend, _print)
     result = {
-        "name": done.get("adapter"),
-        "path": done.get("path"),
-        "backend": done.get("backend"),
-        "steps": done.get("steps"),
-        "train_loss": done.get("train_loss"),
-        "eval_loss": done.get("eval_loss"),
-        "tokens_per_s": done.get("tokens_per_s"),
-        "status": done["state"],
+        "name": done.adapter,
+        "path": done.path,
+        "backend": done.backend,
+        "steps": done.steps,
+        "train_loss": done.train_loss,
+        "eval_loss": done.eval_loss,
+        "tokens_per_s": done.tokens_per_s,
+        "status": done.state,
     }
-    if done["state"] == "failed":
-        _log(f"error: {done.get('error')}")
+    if done.state == "failed":
+        _log(f"error: {done.error}")
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         for key, value in result.items():
             print(f"{key}: {value}")
-    return 1 if done["state"] == "failed" else 0
+    return 1 if done.state == "failed" else 0
+
+
+def _print(event: JobEvent) -> None:
+    _log(_progress_line(event))
+
+
+def _progress_line(event: JobEvent) -> str:
+    """One line per event of a job the CLI runs; a type without words here prints as its JSON."""
+    match event:
+        case Step(loss=float() as loss):
+            eta = "" if event.eta_s is None else f", ETA {event.eta_s:.0f} s"
+            return (
+                f"step {event.step}/{event.total_steps} train loss (last step) {loss:.4f} "
+                f"{event.tokens_per_s or 0:.0f} tokens/s{eta}"
+            )
+        case Eval(eval_loss=float() as loss):
+            return f"held-out loss {loss:.4f} at step {event.step}"
+        case BackendChosen():
+            return f"backend: {event.name} ({event.reason})"
+        case DatasetRead():
+            return f"dataset: {event.train} training and {event.holdout} held-out examples ({event.format})"
+    return json.dumps({k: v for k, v in event.to_json().items() if k != "time"})
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -252,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help"):
         argv = ["serve", *argv]
     args = parser().parse_args(argv)
+    configure_logging()
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start say nothing
@@ -281,7 +322,7 @@ def _run(args: argparse.Namespace) -> int:
             check_request(args.question if args.command == "compare" else "-", _options(args))
         if args.command == "eval":  # a bad question file is found before the models load
             items = _questions(args, settings)
-        runtime = start(settings, log=_log)
+        runtime = start(settings)
     except (UserError, OSError) as error:  # bad settings, paths or files
         raise UserError(str(error)) from None
 

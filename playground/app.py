@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from playground.compare import CompareService
+from playground.documents import DocumentsService
 from playground.finetune import FinetuneService
 from playground.load import LoadLimits, enable_queue, max_upload_bytes
 from playground.runtime import Runtime
@@ -12,7 +13,6 @@ from playground.ui import compare as compare_tab
 from playground.ui import documents as documents_tab
 from playground.ui import finetune as finetune_tab
 from playground.ui.render import CSS, model_banner
-from playground.uploads import DocumentsService
 
 TITLE = "RAG or fine-tuning? A side-by-side playground"
 

@@ -18,7 +18,8 @@ from adapters.engine import SIDE_BY_SIDE, TIMING_NOTES, GenerationRequest, RowDo
 from adapters.errors import UserError
 from pipelines.indexing import sources_of
 from pipelines.prompts import plain_messages, to_dicts
-from pipelines.rag import RETRIEVAL_MODES, pipeline_inputs
+from pipelines.rag import run_query
+from pipelines.retrieval_modes import DEFAULT_MODE, RetrievalMode
 from playground.highlight import used_spans
 from playground.metrics import summary
 from playground.runtime import ModelInfo, Runtime
@@ -43,7 +44,7 @@ class CompareOptions:
     temperature: float | None = None
     seed: int | None = None
     top_k: int | None = None  # None: the configured default
-    retrieval: str = "hybrid"  # hybrid (BM25 + dense, fused), bm25 or dense
+    retrieval: RetrievalMode | str = DEFAULT_MODE  # a mode or its value (see pipelines.retrieval_modes)
     files: tuple[str, ...] = ()  # retrieve only from these source files; empty: all
     workspace: str | None = None  # the asking session's private workspace, retrieved from as well
     rerank: bool = False  # a cross-encoder reorders the fused candidates (when one is loaded)
@@ -118,12 +119,6 @@ def _mark_used(state: Comparison) -> None:
         chunk["used"] = [list(span) for span in used_spans(chunk["content"], readers)]
 
 
-def stages_of(mode: str, rerank: bool) -> list[str]:
-    """The retrieval stages that run in `mode`: only their scores mean anything."""
-    stages = {"hybrid": ["bm25", "dense", "fused"], "bm25": ["bm25"], "dense": ["dense"]}[mode]
-    return [*stages, "rerank"] if rerank else stages
-
-
 def check_request(question: str, options: CompareOptions) -> str:
     """What can be checked before any model loads: the question (stripped) and the options' ranges."""
     question = (question or "").strip()
@@ -134,8 +129,7 @@ def check_request(question: str, options: CompareOptions) -> str:
     unknown = [arm for arm in options.arms if arm not in ARMS]
     if unknown or not options.arms:
         raise UserError(f"arms must be one or more of {', '.join(ARMS)}; got {', '.join(options.arms) or 'none'}")
-    if options.retrieval not in RETRIEVAL_MODES:
-        raise UserError(f"retrieval mode is {options.retrieval!r}; expected one of {', '.join(RETRIEVAL_MODES)}")
+    RetrievalMode.parse(options.retrieval)
     if options.top_k is not None and not 1 <= options.top_k <= MAX_TOP_K:
         raise UserError(f"top-k must be between 1 and {MAX_TOP_K}, got {options.top_k}")
     check_decoding(options.max_new_tokens, options.temperature)
@@ -152,12 +146,44 @@ def check_decoding(max_new_tokens: int | None, temperature: float | None, where:
         raise UserError(f"temperature{where} must be between 0 and 2, got {temperature}")
 
 
+@dataclass(frozen=True)
+class CompareSetup:
+    """What the Compare tab lays itself out from: the defaults it shows and the options it offers."""
+
+    model: ModelInfo  # the banner; its adapter answers in the adapter panes unless another is chosen
+    top_k: int
+    max_new_tokens: int
+    temperature: float
+    seed: int
+    concurrency: int  # comparisons at once, the page's and the API's together
+    rerank_available: bool
+    rerank_name: str
+    rerank_note: str  # where the cross-encoder came from, or why there is none
+    mode: RetrievalMode = DEFAULT_MODE
+    modes: tuple[tuple[str, str], ...] = tuple(RetrievalMode.choices())  # (label, value) per retrieval mode
+
+
 class CompareService:
     def __init__(self, runtime: Runtime, attach: Callable[[str, str | None], None] | None = None) -> None:
         """`attach(name, workspace)` checks that the asking workspace may use a registered adapter and loads it
         into the engine when a question asks for it."""
         self.runtime = runtime
         self.attach = attach
+
+    def setup(self) -> CompareSetup:
+        runtime = self.runtime
+        settings, reranker = runtime.settings, runtime.reranker
+        return CompareSetup(
+            model=runtime.model,
+            top_k=settings.top_k,
+            max_new_tokens=settings.max_new_tokens,
+            temperature=settings.temperature,
+            seed=settings.seed,
+            concurrency=settings.concurrency,
+            rerank_available=reranker.available,
+            rerank_name=reranker.name,
+            rerank_note=reranker.note,
+        )
 
     def sources(self, workspace: str | None = None) -> list[str]:
         """The files retrieval can draw from, for the file filter: shared ones and the session's own."""
@@ -207,12 +233,13 @@ class CompareService:
         )
         check_decoding(decoding.max_new_tokens, decoding.temperature, " (PLAYGROUND_MAX_NEW_TOKENS / _TEMPERATURE)")
         top_k = options.top_k or self.runtime.settings.top_k
+        mode = RetrievalMode.parse(options.retrieval)
         retrieval = {
             "top_k": top_k,
-            "mode": options.retrieval,
+            "mode": mode.value,
             "files": list(options.files),
             "rerank": options.rerank,
-            "stages": stages_of(options.retrieval, options.rerank),
+            "stages": mode.shown_scores(options.rerank),  # only these scores mean anything
         }
         arms = [arm for arm in ROW_NAMES if arm in options.arms]
         state = Comparison(question, self.runtime.model, arms, vars(decoding).copy(), retrieval)
@@ -258,7 +285,8 @@ class CompareService:
         self, question: str, options: CompareOptions, retrieval: dict[str, Any], state: Comparison
     ) -> list[dict[str, str]]:
         """Run the query pipeline up to the prompt; the chunks go to the state, the prompt is returned."""
-        data = pipeline_inputs(
+        outputs = run_query(
+            self.runtime.pipeline,
             question,
             top_k=retrieval["top_k"],
             mode=retrieval["mode"],
@@ -266,7 +294,6 @@ class CompareService:
             rerank=retrieval["rerank"],
             workspace=options.workspace,
         )
-        outputs = self.runtime.pipeline.run(data, include_outputs_from={"scores"})
         state.chunks = [_chunk_json(d) for d in outputs["scores"]["documents"]]
         return to_dicts(outputs["prompt_builder"]["prompt"])
 

@@ -13,14 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.backends import PRESETS, BackendChoice, choose_backend
+from adapters.backends import PRESETS
 from adapters.datasets import LoadedDataset, dataset_stats, load_dataset, write_chat_jsonl
 from adapters.errors import UserError
 from adapters.job import JobSpec, file_sha256
+from adapters.job_manager import JobManager
+from adapters.job_view import JobView
 from adapters.registry import AdapterInfo, AdapterRegistry, safe_adapter_name
 from adapters.train import FitSettings, LoraSettings
+from adapters.training_backends import AUTO, BACKENDS, BackendChoice, choose_backend, describe
 from pipelines.indexing import chunks_of
-from playground.jobs import JobManager, JobView
 from playground.qa_builder import BuildReport, build_pairs, pairs_from_rows
 from playground.roles import Caller, Roles
 from playground.runtime import Runtime
@@ -50,9 +52,23 @@ class FinetuneService:
 
     # ---- backend and settings ----------------------------------------------------------------------------------
 
-    def backend(self, prefer: str = "auto") -> BackendChoice:
-        """The backend a job would pick, without importing unsloth here (the job's own process does that)."""
+    def backend(self, prefer: str = AUTO) -> BackendChoice:
+        """The backend a job would pick, without importing unsloth here (the job's own process does that).
+        A named backend that cannot run raises BackendUnavailable (a UserError) saying why."""
         return choose_backend(prefer, probe=False)
+
+    @staticmethod
+    def backend_options() -> list[tuple[str, str]]:
+        """(words, value) for the page's selector: "auto", then every registered backend."""
+        return [("auto (the first that can run)", AUTO)] + [(b.label, name) for name, b in BACKENDS.items()]
+
+    @staticmethod
+    def backend_note(prefer: str) -> str:
+        """One line on what a choice means on this machine: what "auto" picks, or why a backend cannot run."""
+        return describe(prefer or AUTO, probe=False)
+
+    def base_model_name(self) -> str:
+        return self.runtime.model.base
 
     @staticmethod
     def presets() -> list[str]:
@@ -85,6 +101,12 @@ class FinetuneService:
         writer = None if self.runtime.model.is_demo else self.runtime.engine
         return build_pairs(chunks_of(store), writer, limit)
 
+    def keep_upload(self, workspace_id: str | None, path: Path, cache: Path | None) -> Path:
+        """An uploaded dataset moved out of the upload cache (which serves it to anyone) into the browser's
+        workspace, where it stays until the workspace goes."""
+        workspaces = self.runtime.workspaces
+        return workspaces.keep(workspaces.open(workspace_id), path, cache)
+
     def save_pairs(self, rows: list[list[Any]]) -> Path:
         """The reviewed pairs as a chat JSONL dataset, ready to validate and launch."""
         pairs = pairs_from_rows(rows)
@@ -103,11 +125,12 @@ class FinetuneService:
         lora: dict[str, Any] | None = None,
         fit: dict[str, Any] | None = None,
         holdout: float = 0.1,
-        backend: str = "auto",
+        backend: str = AUTO,
         caller: Caller = Caller(owner=True),
     ) -> JobView:
-        """Checks everything a job would trip over before queueing it: data, settings, names."""
+        """Checks everything a job would trip over before queueing it: data, settings, backend, names."""
         self.preset(preset)  # an unknown preset fails here, before anything is queued
+        self.backend(backend)  # as does a backend that cannot run on this machine
         lora = _known(lora or {}, LoraSettings)
         fit = _known(fit or {}, FitSettings)
         _check_settings(lora, fit, holdout)
@@ -206,6 +229,21 @@ class FinetuneService:
         if not caller.owner and owner != caller.workspace:
             raise UserError("Only the server's owner can cancel a fine-tune launched from another browser.")
         return self.jobs.cancel(view.id)
+
+    def snapshot(self, caller: Caller, since: SnapshotVersion | None = None) -> FinetuneSnapshot | None:
+        """What the Fine-tune tab shows `caller`, only the parts changed since `since`; None when nothing changed.
+        Every open page asks once a second, so telling costs no reading: two counters and one stat."""
+        version = SnapshotVersion(self.jobs.version, self.registry.stamp(), caller)
+        if version == since:
+            return None
+        jobs = adapters = None
+        if since is None or version.jobs != since.jobs:
+            jobs = JobsShown(self.jobs.current(), job_rows(self.jobs.jobs()))
+        if since is None or (version.adapters, version.caller) != (since.adapters, since.caller):
+            adapters = AdaptersShown(
+                adapter_rows(self, caller), registered_names(self, caller), self.adapter_choices(caller)
+            )
+        return FinetuneSnapshot(version, jobs, adapters)
 
     def export_merged(self, name: str | None, caller: Caller = Caller(owner=True)) -> Path:
         """The base model with the adapter merged in, saved as a plain transformers folder."""
@@ -381,6 +419,33 @@ def _status_cell(adapter: AdapterInfo, startup: str | None, caller: Caller) -> s
         whose = "yours (this browser), not published" if adapter.owner == caller.workspace else "a visitor's"
         return f"{adapter.status} · {whose}"
     return adapter.status
+
+
+@dataclass(frozen=True)
+class SnapshotVersion:
+    jobs: int  # the job manager's version: events, states, the queue
+    adapters: tuple[int, int]  # the registry's stamp
+    caller: Caller  # whose rows: unlocking the owner's actions changes them
+
+
+@dataclass(frozen=True)
+class JobsShown:
+    current: JobView | None  # the running job, else the newest
+    rows: list[list[Any]]  # job_rows of every job
+
+
+@dataclass(frozen=True)
+class AdaptersShown:
+    rows: list[list[Any]]  # adapter_rows
+    managed: list[str]  # registered_names: what Delete, export and push offer
+    choices: list[str]  # adapter_choices: what the Compare tab offers
+
+
+@dataclass(frozen=True)
+class FinetuneSnapshot:
+    version: SnapshotVersion
+    jobs: JobsShown | None  # None: unchanged since the version asked about
+    adapters: AdaptersShown | None  # None: unchanged, so the dropdowns are left as the user has them
 
 
 def job_rows(views: list[JobView]) -> list[list[Any]]:

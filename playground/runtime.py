@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +15,8 @@ from adapters import demo_model
 from adapters.datasets import load_chat_jsonl
 from adapters.engine import DecodingSettings, Engine
 from adapters.errors import UserError
-from adapters.resolver import ResolvedModel, adapter_base, resolve_model
+from adapters.registry import AdapterRegistry
+from adapters.resolver import ResolvedModel, resolve_model
 from pipelines.embedder import EmbedderInfo, resolve_embedder
 from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings, chunks_of, load_or_index, sources_of
@@ -24,8 +25,10 @@ from pipelines.rag import query_pipeline
 from pipelines.reranker import RerankerChoice, resolve_reranker
 from pipelines.store import STORE_KINDS, copy_to_qdrant
 from playground.config import Settings
-from playground.documents import add_knowledge_base, knowledge_base_path
+from playground.knowledge_base import add_knowledge_base, knowledge_base_path
 from playground.workspaces import Workspaces
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,68 +87,70 @@ class _Base:
     demo: demo_model.DemoModel | None
 
 
-def _resolve_base(settings: Settings, log: Callable[[str], None], timings: dict[str, float]) -> _Base:
+def _resolve_base(settings: Settings, timings: dict[str, float]) -> _Base:
     if settings.demo_size not in demo_model.DEMO_SIZES:
         sizes = ", ".join(demo_model.DEMO_SIZES)
         raise UserError(f"PLAYGROUND_DEMO_SIZE is {settings.demo_size!r}; expected one of {sizes}")
     embedder = resolve_embedder(settings.embedder or None)
     chunking = ChunkSettings(settings.chunk_size or embedder.max_chunk_tokens, settings.chunk_overlap)
     if chunking.size > embedder.max_chunk_tokens:
-        log(
-            f"warning: chunks of {chunking.size} tokens exceed the {embedder.max_chunk_tokens} tokens "
-            f"{embedder.name} reads; the rest of each chunk will not be embedded"
+        logger.warning(
+            "chunks of %d tokens exceed the %d tokens %s reads; the rest of each chunk will not be embedded",
+            chunking.size,
+            embedder.max_chunk_tokens,
+            embedder.name,
         )
     started = time.perf_counter()
     store, built = load_or_index(settings.knowledge_base, settings.home / "indexes", embedder, chunking)
     _timed(timings, "index_build_s" if built else "index_load_s", started)
-    log(f"knowledge base: {store.count_documents()} chunks from {settings.knowledge_base}")
+    logger.info("knowledge base: %d chunks from %s", store.count_documents(), settings.knowledge_base)
 
     demo_built: list[demo_model.DemoModel] = []
 
     def build_demo() -> tuple[Path, str]:
         corpus = demo_model.DemoCorpus(chunks_of(store), load_chat_jsonl(settings.finetune_data), rag_messages)
         began = time.perf_counter()
-        demo = demo_model.load_or_build(settings.home, corpus, demo_model.DEMO_SIZES[settings.demo_size], log)
+        demo = demo_model.load_or_build(settings.home, corpus, demo_model.DEMO_SIZES[settings.demo_size])
         _timed(timings, "demo_model_s", began)
         demo_built.append(demo)
         return demo.base_path, demo_model.DEMO_MODEL_NAME
 
-    base = resolve_model(settings.base_model, build_demo, log)
+    base = resolve_model(settings.base_model, build_demo)
     return _Base(base, store, embedder, chunking, demo_built[0] if demo_built else None)
 
 
-def resolve_base(settings: Settings, log: Callable[[str], None] = print) -> ResolvedModel:
+def resolve_base(settings: Settings) -> ResolvedModel:
     """The base model `start` would load (building the demo model when it is the one), without loading it."""
-    return _resolve_base(settings, log, {}).model
+    return _resolve_base(settings, {}).model
 
 
-def start(settings: Settings, log: Callable[[str], None] = print) -> Runtime:
+def start(settings: Settings) -> Runtime:
     _check_store_settings(settings)
     timings: dict[str, float] = {}
-    resolved = _resolve_base(settings, log, timings)
+    resolved = _resolve_base(settings, timings)
     base, store, embedder, chunking = resolved.model, resolved.store, resolved.embedder, resolved.chunking
     # After the demo model is settled: it is built from the sample documents alone.
     added = add_knowledge_base(settings, store)
     if added:
-        log(f"knowledge base: {added} more chunks from {knowledge_base_path(settings)}")
+        logger.info("knowledge base: %d more chunks from %s", added, knowledge_base_path(settings))
     started = time.perf_counter()
     engine = Engine.load(base.path, name=base.name, device=settings.device or None, strategy=settings.side_by_side)
     _timed(timings, "model_load_s", started)
 
-    adapter_name = _attach_adapter(engine, settings, base, resolved.demo, log)
+    adapter_name = _attach_adapter(engine, settings, base, resolved.demo)
     if settings.side_by_side == "auto":
         started = time.perf_counter()
-        _calibrate(engine, store, log)
+        _calibrate(engine, store)
         _timed(timings, "side_by_side_calibration_s", started)
     shared: DocumentStore = store
     if settings.document_store == "qdrant":
         started = time.perf_counter()
         shared = copy_to_qdrant(store, settings.qdrant_url)
         _timed(timings, "qdrant_sync_s", started)
-        log(f"knowledge base: retrieval from Qdrant at {settings.qdrant_url}")
+        logger.info("knowledge base: retrieval from Qdrant at %s", settings.qdrant_url)
     workspaces = Workspaces(settings.home / "workspaces", embedder, chunking)
     started = time.perf_counter()
-    reranker = resolve_reranker(settings.reranker, log)
+    reranker = resolve_reranker(settings.reranker)
     _timed(timings, "reranker_load_s", started)
     pipeline = query_pipeline(
         shared,
@@ -179,7 +184,6 @@ def _attach_adapter(
     settings: Settings,
     base: ResolvedModel,
     demo: demo_model.DemoModel | None,
-    log: Callable[[str], None],
 ) -> str | None:
     """Load the adapter asked for (a folder or a registered name), else the demo adapter, else the newest
     one trained on this base."""
@@ -190,15 +194,12 @@ def _attach_adapter(
     if demo is not None:
         engine.load_adapter(demo_model.DEMO_ADAPTER_NAME, demo.adapter_path)
         return demo_model.DEMO_ADAPTER_NAME
-    candidates = sorted(
-        (p for p in (settings.home / "adapters").glob("*/adapter_config.json") if adapter_base(p.parent) == base.name),
-        key=lambda p: p.stat().st_mtime,
-    )
-    if candidates:
-        folder = candidates[-1].parent
+    trained = AdapterRegistry(settings.home / "adapters").trained_on(base.name, str(base.path))
+    if trained:
+        folder = Path(trained[0].path)
         engine.load_adapter(folder.name, folder)
         return folder.name
-    log(f"no LoRA adapter trained on {base.name} yet: the fine-tuned and hybrid panes stay empty")
+    logger.info("no LoRA adapter trained on %s yet: the fine-tuned and hybrid panes stay empty", base.name)
     return None
 
 
@@ -213,11 +214,11 @@ def adapter_folder(spec: str, registry: Path) -> Path:
     raise UserError(f"no LoRA adapter folder or registered adapter named {spec!r} ({listed})")
 
 
-def _calibrate(engine: Engine, store: FastDocumentStore, log: Callable[[str], None]) -> None:
+def _calibrate(engine: Engine, store: FastDocumentStore) -> None:
     """Measure whether one mixed-adapter batch or arms taking turns alone is faster for this model."""
     chunks = chunks_of(store)[:3]
     question = "What does the warranty cover?"
     strategy = engine.calibrate(rag_messages(question, chunks), plain_messages(question))
     if engine.calibration:
         figures = ", ".join(f"{k} {v:.3f}" for k, v in engine.calibration.items())
-        log(f"side by side: {strategy} is faster for this model ({figures})")
+        logger.info("side by side: %s is faster for this model (%s)", strategy, figures)

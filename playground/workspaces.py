@@ -25,12 +25,12 @@ from haystack import Document
 from haystack.document_stores.types import DocumentStore
 
 from adapters.errors import UserError
+from adapters.job_process import process_alive
 from pipelines.embedder import EmbedderInfo
 from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings
 from pipelines.ingest import FileReport, IngestLimits, Progress, ingest_files
 from pipelines.store import new_store
-from playground.processes import process_alive
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 

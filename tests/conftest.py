@@ -37,7 +37,7 @@ def settings(home: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def runtime(settings: Settings) -> Runtime:
-    return start(settings, log=lambda message: None)
+    return start(settings)
 
 
 @pytest.fixture(scope="session")

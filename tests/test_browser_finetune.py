@@ -110,3 +110,26 @@ def test_build_a_dataset_from_documents_review_and_use_it(browser, url):
     page.get_by_role("button", name="Build question–answer pairs").click()
     page.wait_for_function("() => document.body.innerText.includes('You have not uploaded documents yet')")
     context.close()
+
+
+def test_the_backend_selector_says_what_each_choice_does_here(browser, url):
+    from adapters.training_backends import BACKENDS, describe
+
+    context, page = _open(browser, url)
+    assert page.locator("#ft-backend-choice").is_visible()
+    assert _text(page, "ft-backend-note").strip() == describe("auto")
+    for name, backend in BACKENDS.items():
+        _choose(page, "ft-backend-choice", backend.label)
+        page.wait_for_function(
+            "expected => document.querySelector('#ft-backend-note').innerText.trim() === expected", arg=describe(name)
+        )
+    unsloth = BACKENDS["unsloth"]
+    if unsloth.problem(probe=False) is not None:  # a launch with it is refused, with the reason
+        _choose(page, "ft-example", "formats/qa.csv")
+        page.wait_for_function("() => document.querySelector('#ft-verdict').innerText.includes('is ready')")
+        _choose(page, "ft-backend-choice", unsloth.label)
+        page.get_by_role("button", name="Launch fine-tune").click()
+        page.wait_for_function(
+            "() => document.body.innerText.includes('the Unsloth backend cannot run here')", timeout=30_000
+        )
+    context.close()

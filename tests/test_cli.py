@@ -67,7 +67,7 @@ def test_bench_retrieval_prints_figures_with_a_same_run_baseline(home):
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["chunks"] == 1500
-    for key in ("dense_p50_ms", "bm25_p50_ms", "hybrid_p50_ms", "write_s"):
+    for key in ("dense_p50_ms", "bm25_p50_ms", "fused_p50_ms", "write_s"):
         assert report[key] > 0 and report["baseline"][key] > 0
 
 
@@ -104,7 +104,18 @@ def test_finetune_json(runtime, home):
     assert set(result) == {"name", "path", "backend", "steps", "train_loss", "eval_loss", "tokens_per_s", "status"}
     assert result["status"] == "completed" and result["steps"] == 3 and result["backend"] == "transformers"
     assert result["name"].startswith("cli-voice") and (PROJECT_ROOT / result["path"] / "adapter_config.json").exists()
-    assert "step 3/3" in done.stderr
+    assert "step 3/3" in done.stderr and "dataset: " in done.stderr and "backend: transformers" in done.stderr
+
+
+def test_finetune_progress_lines():
+    """Each event the job logs is one line; a type the CLI has no words for prints as its JSON."""
+    from adapters.job_events import Step, UnknownEvent
+    from playground.__main__ import _progress_line
+
+    step = Step(time=1.0, step=2, total_steps=8, loss=1.25, learning_rate=1e-4, tokens_per_s=300.4, eta_s=12.2)
+    assert _progress_line(step) == "step 2/8 train loss (last step) 1.2500 300 tokens/s, ETA 12 s"
+    note = UnknownEvent(time=1.0, type_name="note", data={"text": "hi"})
+    assert json.loads(_progress_line(note)) == {"type": "note", "text": "hi"}
 
 
 def test_finetune_rejects_malformed_data_before_training(home, tmp_path):
@@ -170,6 +181,20 @@ def test_user_mistakes_are_one_line_before_anything_loads(home, tmp_path):
     _one_line_error(run_cli(home, "compare", "Hi?", "--top-k", "0"), "top-k")
     _one_line_error(run_cli(home, "bench", "retrieval", "--chunks", "0"), "--chunks must be at least 1")
     _one_line_error(run_cli(home, "compare", "Hi?", "--home", str(PROJECT_ROOT / "README.md")), "README.md")
+
+
+def test_retrieval_modes_on_the_command_line(home):
+    from pipelines.retrieval_modes import DEFAULT_MODE, RetrievalMode
+    from playground.__main__ import parser
+
+    def mode(*args: str) -> RetrievalMode:
+        return parser().parse_args(["compare", "Hi?", *args]).retrieval
+
+    assert mode() is DEFAULT_MODE
+    assert all(mode("--retrieval", m.value) is m for m in RetrievalMode)
+    assert mode("--retrieval", "hybrid") is RetrievalMode.FUSED and mode("--retrieval", "bm25") is RetrievalMode.KEYWORD
+    expected = f"expected one of {', '.join(m.value for m in RetrievalMode)}"
+    _one_line_error(run_cli(home, "compare", "Hi?", "--retrieval", "magic"), "retrieval mode is 'magic'", expected)
 
 
 def test_a_device_that_is_not_there_is_one_line(runtime, home):

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from adapters.errors import UserError
+from pipelines.retrieval_modes import DEFAULT_MODE, RetrievalMode
 from playground.compare import CompareOptions
 from playground.config import SAMPLE_DATA
 from playground.metrics import difference, summary
@@ -175,13 +177,32 @@ def test_summary_sentence_in_plain_words():
     assert summary(answers) == "The fine-tuned model answered as fast as RAG and used 27 % more tokens."
 
 
-@pytest.mark.parametrize(("mode", "missing"), [("bm25", "dense"), ("dense", "bm25")])
-def test_one_retriever_alone(service, mode, missing):
-    result = service.compare("What is the price of the Ridgeline 4 tent?", CompareOptions(retrieval=mode)).to_json()
-    assert result["retrieval"]["mode"] == mode
-    assert result["chunks"]
-    assert all(c["scores"][missing] is None for c in result["chunks"])
-    assert all(c["scores"][mode] is not None for c in result["chunks"])
+@pytest.mark.parametrize("mode", list(RetrievalMode))
+def test_each_mode_scores_only_its_own_stages(service, mode):
+    options = CompareOptions(arms=("rag", "finetuned"), max_new_tokens=4, retrieval=mode.value)
+    result = service.compare("What is the price of the Ridgeline 4 tent?", options).to_json()
+    assert result["retrieval"]["mode"] == mode.value
+    assert result["retrieval"]["stages"] == list(mode.score_keys)
+    assert result["chunks"] and "ridgeline-4-tent.txt" in {c["source"] for c in result["chunks"]}
+    for chunk in result["chunks"]:
+        scores = chunk["scores"]
+        assert list(scores) == list(mode.score_keys)  # nothing for a stage that did not run
+        assert scores[mode.score_keys[-1]] is not None  # the list the chunks were taken from
+        assert any(scores[stage.value] is not None for stage in mode.stages)
+
+
+@pytest.mark.parametrize(("old", "mode"), [("hybrid", RetrievalMode.FUSED), ("bm25", RetrievalMode.KEYWORD)])
+def test_old_mode_names_still_work(service, old, mode):
+    options = CompareOptions(arms=("rag",), max_new_tokens=2, retrieval=old)
+    assert service.compare("How many days do I have to return an item?", options).retrieval["mode"] == mode.value
+
+
+def test_the_tab_is_laid_out_from_the_service(service, runtime):
+    setup = service.setup()
+    assert setup.modes == tuple(RetrievalMode.choices()) and setup.mode is DEFAULT_MODE
+    assert all("hybrid" not in label.lower() for label, _ in setup.modes)  # the hybrid is an answer pane
+    assert setup.model == runtime.model and setup.top_k == runtime.settings.top_k
+    assert setup.rerank_available == runtime.reranker.available
 
 
 def test_top_k_and_file_filter(service):
@@ -195,7 +216,7 @@ def test_top_k_and_file_filter(service):
 
 
 def test_bad_retrieval_settings_are_refused(service):
-    with pytest.raises(ValueError, match="retrieval mode"):
+    with pytest.raises(UserError, match="retrieval mode is 'magic'; expected one of fused, keyword, dense"):
         service.compare("hi", CompareOptions(retrieval="magic"))
     with pytest.raises(ValueError, match="top-k"):
         service.compare("hi", CompareOptions(top_k=-1))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
+from dataclasses import replace
 
 from adapters import demo_model
+from adapters.datasets import load_chat_jsonl
 from pipelines.prompts import rag_messages
+from playground.config import SAMPLE_DATA
 
 CHUNKS = [
     ("summit-2-tent.md", "The Summit 2 tent costs $249. The Summit 2 tent weighs 1.9 kg and sleeps two people."),
@@ -53,6 +57,56 @@ def test_demo_model_is_cached_and_says_what_it_is(runtime, settings):
     # A second start finds the cache instead of training again.
     from playground.runtime import start
 
-    again = start(settings, log=lambda message: None)
+    again = start(settings)
     assert "demo_model_s" in again.startup and again.startup["demo_model_s"] < 5
     assert list((settings.home / "models").glob("demo-*/build_info.json")) == info_files
+
+
+def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path, monkeypatch):
+    """Every weight of the base model in its three phases, then the adapter as a user's fine-tune: each through
+    `build_trainer` and `run_loop`, with the figures the build has always recorded."""
+    from peft import PeftModel
+    from transformers import PreTrainedModel
+
+    from adapters import trainer_loop
+    from adapters.job_events import Step
+
+    models: list = []
+    losses: list[list[float]] = []
+    build_trainer, run_loop = trainer_loop.build_trainer, trainer_loop.run_loop
+
+    def watched_build(model, *args, **kwargs):
+        models.append(model)
+        return build_trainer(model, *args, **kwargs)
+
+    def watched_run(trainer, fit, eval_examples, pad_id, on_event, should_stop):
+        steps: list[float] = []
+        losses.append(steps)
+
+        def record(event) -> None:
+            if isinstance(event, Step):
+                steps.append(event.loss)
+            on_event(event)
+
+        return run_loop(trainer, fit, eval_examples, pad_id, record, should_stop)
+
+    monkeypatch.setattr(trainer_loop, "build_trainer", watched_build)
+    monkeypatch.setattr(trainer_loop, "run_loop", watched_run)
+    finetune = load_chat_jsonl(SAMPLE_DATA / "finetune" / "train.jsonl")[:32]
+    spec = replace(demo_model.DEMO_SIZES["tiny"], copy_steps=30, adapter_epochs=2.0)
+    messages: list[str] = []
+    info = demo_model.build(tmp_path, demo_model.DemoCorpus(CHUNKS, finetune, rag_messages), spec, messages.append)
+
+    assert len(models) == 4 and isinstance(models[3], PeftModel)
+    assert all(isinstance(model, PreTrainedModel) and not isinstance(model, PeftModel) for model in models[:3])
+    copying = losses[0]
+    assert len(copying) == 30 and sum(copying[-5:]) / 5 < copying[0] - 1.0, copying
+    assert list(info["base"]) == ["copying", "short passages", "whole chunks"]
+    for phase in info["base"].values():
+        assert set(phase) == {"steps", "loss", "seconds"} and math.isfinite(phase["loss"])
+    assert info["base"]["copying"]["steps"] == 30
+    assert set(info["adapter_training"]) == {"steps", "loss", "seconds", "examples"}
+    assert info["adapter_training"]["steps"] == 4 and info["adapter_training"]["examples"] == 32  # 2 epochs, 16 a batch
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (tmp_path / "adapter").iterdir()}
+    assert (tmp_path / "base" / "config.json").is_file() and not (tmp_path / ".trainer").exists()
+    assert "demo model: base model, copying step 30/30" in "\n".join(messages)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.ingest import FileReport
-from playground.uploads import DocumentsService, upload_message
+from playground.documents import DocumentsService, upload_message
 
 
 def test_counts_agree_and_failures_are_named():

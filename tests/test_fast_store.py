@@ -14,8 +14,9 @@ from haystack.document_stores.errors import DocumentStoreError, DuplicateDocumen
 from haystack.document_stores.types import DuplicatePolicy
 from haystack.testing.document_store import DocumentStoreBaseTests
 
-from pipelines.fast_retrievers import FastBM25Retriever, FastEmbeddingRetriever
+from pipelines.fast_retrievers import FastRetriever
 from pipelines.fast_store import FastDocumentStore
+from pipelines.retrieval_modes import Stage
 from playground.bench.retrieval import run_retrieval_bench
 
 DIM = 16
@@ -236,8 +237,8 @@ def test_load_of_a_missing_folder_raises(tmp_path: Path) -> None:
 
 def test_retrievers_in_a_pipeline(store: FastDocumentStore, corpus: list[Document]) -> None:
     pipeline = Pipeline()
-    pipeline.add_component("bm25", FastBM25Retriever(store, top_k=4))
-    pipeline.add_component("dense", FastEmbeddingRetriever(store, top_k=4))
+    pipeline.add_component("bm25", FastRetriever(store, Stage.KEYWORD, top_k=4))
+    pipeline.add_component("dense", FastRetriever(store, Stage.DENSE, top_k=4))
     pipeline.add_component("fusion", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=3))
     pipeline.connect("bm25.documents", "fusion.documents")
     pipeline.connect("dense.documents", "fusion.documents")
@@ -265,30 +266,36 @@ def test_retrievers_in_a_pipeline(store: FastDocumentStore, corpus: list[Documen
         pipeline.to_dict(), allowed_modules=["pipelines.fast_retrievers", "pipelines.fast_store"]
     )
     retriever = restored.get_component("dense")
-    assert isinstance(retriever, FastEmbeddingRetriever)
+    assert isinstance(retriever, FastRetriever) and retriever.stage is Stage.DENSE
     assert isinstance(retriever.document_store, FastDocumentStore)
     assert retriever.to_dict() == pipeline.get_component("dense").to_dict()
 
 
 def test_retrievers_check_their_arguments(store: FastDocumentStore) -> None:
     with pytest.raises(TypeError):
-        FastBM25Retriever(object())  # type: ignore[arg-type]
+        FastRetriever(object(), Stage.KEYWORD)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        FastEmbeddingRetriever(store, top_k=0)
+        FastRetriever(store, "no-such-stage")
     with pytest.raises(ValueError):
-        FastBM25Retriever(store).run(query="w1", top_k=-1)
-    assert FastBM25Retriever(store).run(query="w1", top_k=0) == {"documents": []}
+        FastRetriever(store, Stage.DENSE, top_k=0)
+    for top_k in (0, -1):  # a stage that should not run is left out of the pipeline, never asked for nothing
+        with pytest.raises(ValueError, match="top_k"):
+            FastRetriever(store, Stage.KEYWORD).run(query="w1", top_k=top_k)
+    with pytest.raises(ValueError, match="query_embedding"):
+        FastRetriever(store, Stage.DENSE).run(query="w1")  # a dense stage reads the embedding, not the words
+    with pytest.raises(ValueError, match="Query"):
+        FastRetriever(store, Stage.KEYWORD).run(query="")
 
 
 def test_retrieval_bench_small() -> None:
     result = run_retrieval_bench(chunks=2000, queries=5)
     assert result["chunks"] == 2000
-    for key in ("dense_p50_ms", "bm25_p50_ms", "hybrid_p50_ms", "write_s"):
+    for key in ("dense_p50_ms", "bm25_p50_ms", "fused_p50_ms", "write_s"):
         assert result[key] > 0
         if key != "write_s" or "write_s" in result["baseline"]:
             assert result["baseline"][key] > 0
     assert result["baseline"]["baseline_queries"] == 5
-    assert set(result["speedup"]) == {"dense", "bm25", "hybrid"}
+    assert set(result["speedup"]) == {"dense", "bm25", "fused"}
     assert all(value > 0 for value in result["speedup"].values())
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from adapters.job_manager import run_here
 from adapters.registry import AdapterInfo
 from adapters.resolver import ResolvedModel
 from playground.compare import CompareOptions
 from playground.config import SAMPLE_DATA
 from playground.finetune import FinetuneService
-from playground.jobs import run_here
 
 DATA = SAMPLE_DATA / "finetune" / "formats" / "sharegpt.jsonl"
 
@@ -27,11 +27,9 @@ def finetune(runtime):
 @pytest.fixture(scope="module")
 def trained(runtime, finetune) -> AdapterInfo:
     base = ResolvedModel(Path(runtime.model.path), runtime.model.base, "demo")
-    done = run_here(
-        runtime.settings.home, base, DATA, "service voice", "quick demo", {"max_steps": 3}, 0.1, "auto", print
-    )
-    assert done["state"] == "completed", done
-    info = finetune.registry.get(done["adapter"])
+    done = run_here(runtime.settings.home, base, DATA, "service voice", "quick demo", {"max_steps": 3}, 0.1, "auto")
+    assert done.state == "completed", done
+    info = finetune.registry.get(done.adapter)
     assert info is not None
     return info
 
@@ -103,3 +101,59 @@ def test_delete(runtime, finetune, trained):
     finetune.delete(trained.name)
     assert trained.name not in runtime.engine.adapters and not Path(trained.path).exists()
     assert trained.name not in finetune.adapter_choices()
+
+
+# ---- the settings form and the backend choice ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", ["quick demo", "default"])
+def test_the_settings_form_round_trips_a_preset(preset):
+    """What a preset puts in the inputs comes back from a launch as the same LoRA and fit settings."""
+    from dataclasses import replace
+
+    from adapters.backends import PRESETS
+    from playground.ui.finetune import setting_overrides, setting_values
+
+    lora, fit = PRESETS[preset]
+    lora_overrides, fit_overrides = setting_overrides(setting_values(lora, fit))
+    assert replace(lora, **lora_overrides) == lora and replace(fit, **fit_overrides) == fit
+    changed = setting_values(lora, fit)
+    changed[0], changed[6] = 4, 12  # rank and max steps typed in
+    lora_overrides, fit_overrides = setting_overrides(changed)
+    assert replace(lora, **lora_overrides).rank == 4 and replace(fit, **fit_overrides).max_steps == 12
+
+
+def test_every_form_input_is_a_settings_field_named_once():
+    from dataclasses import fields
+
+    from adapters.train import FitSettings, LoraSettings
+    from playground.ui.finetune import SETTING_INPUTS
+
+    assert all(s.field in {f.name for f in fields(s.owner)} for s in SETTING_INPUTS)
+    assert len({s.field for s in SETTING_INPUTS}) == len(SETTING_INPUTS)
+    assert {s.owner for s in SETTING_INPUTS} == {LoraSettings, FitSettings}
+    assert [s.elem_id for s in SETTING_INPUTS if s.elem_id] == ["ft-rank", "ft-steps"]  # the browser tests use them
+
+
+def test_a_backend_that_cannot_run_is_refused_at_launch_with_its_reason(finetune, monkeypatch):
+    from adapters.errors import UserError
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    queued = len(finetune.jobs.jobs())
+    with pytest.raises(UserError, match=r"^the Unsloth backend cannot run here: no CUDA GPU on this machine; choose"):
+        finetune.launch(DATA, "x", "quick demo", backend="unsloth")
+    with pytest.raises(UserError, match="expected one of auto, unsloth, transformers"):
+        finetune.launch(DATA, "x", "quick demo", backend="fast")
+    assert len(finetune.jobs.jobs()) == queued
+    assert finetune.backend_note("unsloth") == "Unsloth: no CUDA GPU on this machine (a launch with it is refused)"
+    assert finetune.backend_note("auto").startswith("auto: transformers + peft on the CPU (Unsloth cannot run")
+
+
+def test_the_tab_reaches_the_runtime_through_the_service(runtime, finetune, tmp_path):
+    assert finetune.base_model_name() == runtime.model.base
+    cache = tmp_path / "cache"
+    upload = cache / "abc" / "mine.jsonl"
+    upload.parent.mkdir(parents=True)
+    upload.write_text(DATA.read_text())
+    kept = finetune.keep_upload(None, upload, cache)
+    assert kept.name == "mine.jsonl" and kept.read_text() == DATA.read_text() and not upload.exists()

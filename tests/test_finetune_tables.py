@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from adapters.job_view import JobView
 from playground.config import SAMPLE_DATA
 from playground.finetune import (
     ADAPTER_HEADERS,
@@ -18,7 +19,6 @@ from playground.finetune import (
     registered_names,
     stats_rows,
 )
-from playground.jobs import JobView
 from playground.ui.finetune import SERIES, _losses, _progress_html
 
 TRAIN = SAMPLE_DATA / "finetune" / "train.jsonl"

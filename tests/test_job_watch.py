@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 
 from adapters.job import EVENTS, JobSpec
+from adapters.job_manager import APP_STOPPED, FINAL, JobManager, new_job_id
+from adapters.job_process import PROCESS, process_start
+from adapters.job_view import JobView
 from adapters.registry import AdapterRegistry
 from playground.config import PROJECT_ROOT, SAMPLE_DATA
-from playground.jobs import APP_STOPPED, FINAL, PROCESS, JobManager, JobView, new_job_id, process_start
 
 DATA = SAMPLE_DATA / "finetune" / "train.jsonl"
 

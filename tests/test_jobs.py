@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from adapters.job import EVENTS, JobSpec, read_events, run_job
+from adapters.job_events import Step
+from adapters.job_manager import JobManager
 from adapters.registry import AdapterInfo, AdapterRegistry
 from playground.config import SAMPLE_DATA
-from playground.jobs import JobManager
 
 DATA = SAMPLE_DATA / "finetune" / "train.jsonl"
 
@@ -57,9 +58,10 @@ def test_a_job_runs_in_its_own_process_and_registers_its_adapter(runtime, manage
     assert done.step == done.total_steps == 6
     assert len(done.losses) == 6 and done.eval_losses and done.backend == "transformers"
     events = read_events(tmp_path / "jobs" / view.id)
-    assert {e["type"] for e in events} >= {"state", "dataset", "backend", "step", "eval", "done"}
-    step = next(e for e in events if e["type"] == "step")
-    assert {"step", "total_steps", "loss", "learning_rate", "tokens_per_s", "eta_s"} <= set(step)
+    assert {e.kind for e in events} >= {"state", "dataset", "backend", "step", "eval", "done"}
+    step = next(e for e in events if isinstance(e, Step))
+    assert None not in (step.loss, step.learning_rate, step.tokens_per_s, step.elapsed_s, step.eta_s)
+    assert step.total_steps == 6 and step.time is not None
     assert int((tmp_path / "jobs" / view.id / "pid").read_text()) != os.getpid()
     info = AdapterRegistry(tmp_path / "adapters").get(done.adapter)
     assert info is not None and info.status == "complete" and info.base_model == runtime.model.base
@@ -143,7 +145,7 @@ def test_bad_data_fails_the_job_naming_the_line(runtime, tmp_path):
     spec.dataset = str(data)
     spec.write(tmp_path / "job")
     done = run_job(tmp_path / "job")
-    assert done["state"] == "failed" and "line 2" in done["error"]
+    assert done.state == "failed" and "line 2" in done.error and done.issues
     assert AdapterRegistry(tmp_path / "adapters").list() == []
 
 
@@ -169,7 +171,7 @@ def test_a_full_disk_or_too_big_a_model_leaves_finished_adapters_alone(
     spec = _spec(runtime, tmp_path, "voice", steps=2)
     spec.write(tmp_path / "job")
     done = run_job(tmp_path / "job")
-    assert done["state"] == "failed" and expected in done["error"]
+    assert done.state == "failed" and expected in done.error
     assert [a.name for a in registry.list()] == ["voice"]
     assert (Path(earlier.path) / "adapter_config.json").read_text() == "{}"
     assert not [p for p in registry.root.iterdir() if p.name.startswith(".staging")]

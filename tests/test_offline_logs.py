@@ -62,16 +62,17 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[_FailingSessio
 
 def test_an_unreachable_hub_is_probed_once_and_never_asked_again(no_network, caplog):
     session, local_only = no_network
-    messages: list[str] = []
-    with caplog.at_level(logging.WARNING, logger="adapters.resolver"):
-        model = resolve_model("some-org/not-cached-model-xyz", _demo, log=messages.append)
-        reranker = resolve_reranker("cross-encoder/not-cached-reranker-xyz", log=messages.append)
+    with caplog.at_level(logging.WARNING):
+        model = resolve_model("some-org/not-cached-model-xyz", _demo)
+        reranker = resolve_reranker("cross-encoder/not-cached-reranker-xyz")
         with pytest.raises(ValueError, match="embedder some-org/not-cached-embedder-xyz: not in the local cache"):
             resolve_embedder("some-org/not-cached-embedder-xyz")
 
     assert len(session.requests) == 1  # one probe for the three models
     assert local_only and all(local_only)  # only the local cache was looked at
-    assert [r.getMessage() for r in caplog.records] == [OFFLINE_LINE]
+    hub_lines = [r.getMessage() for r in caplog.records if r.name == "adapters.resolver"]
+    assert hub_lines[0] == OFFLINE_LINE and hub_lines.count(OFFLINE_LINE) == 1
+    messages = [r.getMessage() for r in caplog.records if r.name == "pipelines.reranker"]
     assert model.source == "demo" and model.note.endswith("is not in the local cache and the hub is unreachable")
     assert not reranker.available
     assert messages[-1] == (
@@ -81,12 +82,13 @@ def test_an_unreachable_hub_is_probed_once_and_never_asked_again(no_network, cap
     assert all("\n" not in m for m in messages)
 
 
-def test_a_reranker_that_fails_to_load_says_so_in_one_line(tmp_path):
+def test_a_reranker_that_fails_to_load_says_so_in_one_line(tmp_path, caplog):
     broken = tmp_path / "broken-reranker"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
-    messages: list[str] = []
-    choice = resolve_reranker(str(broken), log=messages.append)
+    with caplog.at_level(logging.WARNING, logger="pipelines.reranker"):
+        choice = resolve_reranker(str(broken))
+    messages = [r.getMessage() for r in caplog.records if r.name == "pipelines.reranker"]
     assert not choice.available
     assert len(messages) == 1 and "\n" not in messages[0]
     assert messages[0].startswith(f"reranker {broken}: could not be loaded (")

@@ -11,17 +11,17 @@ from haystack import Document, Pipeline
 from haystack.components.joiners import DocumentJoiner
 from haystack_integrations.document_stores.qdrant import QdrantDocumentStore
 
-from pipelines.fast_retrievers import FastBM25Retriever, FastEmbeddingRetriever
+from pipelines.fast_retrievers import FastRetriever
 from pipelines.fast_store import FastDocumentStore
 from pipelines.qdrant_backend import (
     BM25SparseEmbedder,
     BM25SparseEncoder,
-    QdrantDenseRetriever,
-    QdrantKeywordRetriever,
+    QdrantRetriever,
     open_qdrant_store,
-    qdrant_retrievers,
     write_to_qdrant,
 )
+from pipelines.retrieval_modes import RetrievalMode, Stage
+from pipelines.store import shared_retriever
 
 DIM = 8
 TEXTS = {
@@ -50,6 +50,13 @@ def store() -> Iterator[QdrantDocumentStore]:
 
 def files(docs: list[Document]) -> list[str]:
     return [doc.meta["file_path"] for doc in docs]
+
+
+def qdrant_retrievers(store: QdrantDocumentStore, top_k: int) -> tuple[QdrantRetriever, QdrantRetriever]:
+    """The keyword and dense retrievers, as the query pipeline gets them for a Qdrant store."""
+    keyword, dense = (shared_retriever(store, stage, top_k) for stage in (Stage.KEYWORD, Stage.DENSE))
+    assert isinstance(keyword, QdrantRetriever) and isinstance(dense, QdrantRetriever)
+    return keyword, dense
 
 
 def test_encoder_is_stable_and_saturates() -> None:
@@ -84,8 +91,8 @@ def test_keyword_scores_equal_the_fast_store_when_lengths_agree() -> None:
     fast = FastDocumentStore()
     fast.write_documents(docs)
     query = "the model answers orchid"
-    got = {d.id: d.score for d in QdrantKeywordRetriever(qdrant).run(query=query)["documents"]}
-    want = {d.id: d.score for d in FastBM25Retriever(fast).run(query=query)["documents"]}
+    got = {d.id: d.score for d in QdrantRetriever(qdrant, Stage.KEYWORD).run(query=query)["documents"]}
+    want = {d.id: d.score for d in FastRetriever(fast, Stage.KEYWORD).run(query=query)["documents"]}
     assert got.keys() == want.keys()
     assert all(got[key] == pytest.approx(want[key], rel=1e-4) for key in want)
     qdrant.close()
@@ -106,16 +113,21 @@ def test_filters_by_file_path(store: QdrantDocumentStore) -> None:
     only = {"field": "meta.file_path", "operator": "in", "value": ["a.txt", "d.txt"]}
     assert set(files(keyword.run(query="model orchid", filters=only)["documents"])) == {"a.txt", "d.txt"}
     assert set(files(dense.run(query_embedding=[1.0] * DIM, filters=only)["documents"])) == {"a.txt", "d.txt"}
-    preset = QdrantDenseRetriever(store, filters={"field": "meta.file_path", "operator": "==", "value": "b.txt"})
+    preset = QdrantRetriever(
+        store, Stage.DENSE, filters={"field": "meta.file_path", "operator": "==", "value": "b.txt"}
+    )
     assert files(preset.run(query_embedding=[1.0] * DIM)["documents"]) == ["b.txt"]
 
 
-def test_top_k_zero_switches_a_retriever_off(store: QdrantDocumentStore) -> None:
+def test_top_k_below_one_is_refused(store: QdrantDocumentStore) -> None:
     keyword, dense = qdrant_retrievers(store, top_k=3)
-    assert keyword.run(query="orchid", top_k=0) == {"documents": []}
-    assert dense.run(query_embedding=[1.0] * DIM, top_k=0) == {"documents": []}
-    with pytest.raises(ValueError):
-        dense.run(query_embedding=[1.0] * DIM, top_k=-1)
+    for top_k in (0, -1):  # a stage that should not run is left out of the pipeline, never asked for nothing
+        with pytest.raises(ValueError, match="top_k"):
+            keyword.run(query="orchid", top_k=top_k)
+        with pytest.raises(ValueError, match="top_k"):
+            dense.run(query_embedding=[1.0] * DIM, top_k=top_k)
+    with pytest.raises(ValueError, match="top_k"):
+        QdrantRetriever(store, Stage.DENSE, top_k=0)
 
 
 def test_writes_are_idempotent(store: QdrantDocumentStore) -> None:
@@ -146,10 +158,10 @@ def test_a_collection_without_idf_is_refused(tmp_path: Path) -> None:
         open_qdrant_store(folder, embedding_dim=DIM)
     open_qdrant_store(folder, embedding_dim=DIM, recreate=True).close()
     with pytest.raises(ValueError, match="sparse"):
-        QdrantKeywordRetriever(QdrantDocumentStore(":memory:", embedding_dim=DIM))  # a dense-only store
+        QdrantRetriever(QdrantDocumentStore(":memory:", embedding_dim=DIM), Stage.KEYWORD)  # a dense-only store
 
 
-def test_hybrid_pipeline_with_reciprocal_rank_fusion(store: QdrantDocumentStore) -> None:
+def test_fused_pipeline_with_reciprocal_rank_fusion(store: QdrantDocumentStore) -> None:
     keyword, dense = qdrant_retrievers(store, top_k=2)
     pipeline = Pipeline()
     pipeline.add_component("bm25_retriever", keyword)
@@ -165,27 +177,23 @@ def test_hybrid_pipeline_with_reciprocal_rank_fusion(store: QdrantDocumentStore)
     fused = pipeline.run(data)["fusion"]["documents"]
     assert set(files(fused)) == {"b.txt", "c.txt"}
     assert all(doc.score is not None for doc in fused)
-    data["bm25_retriever"]["top_k"] = 0  # dense only, as the query pipeline's "dense" mode
-    assert files(pipeline.run(data)["fusion"]["documents"])[0] == "b.txt"
 
 
-@pytest.mark.parametrize(
-    ("ours", "theirs"), [(QdrantKeywordRetriever, FastBM25Retriever), (QdrantDenseRetriever, FastEmbeddingRetriever)]
-)
-def test_sockets_match_the_fast_retrievers(store: QdrantDocumentStore, ours: type, theirs: type) -> None:
+@pytest.mark.parametrize("stage", list(Stage))
+def test_sockets_match_the_fast_retriever(store: QdrantDocumentStore, stage: Stage) -> None:
     def sockets(retriever: object, direction: str) -> dict[str, tuple[object, object]]:
         found = getattr(retriever, direction)._sockets_dict
         return {name: (socket.type, getattr(socket, "default_value", None)) for name, socket in found.items()}
 
-    mine, fast = ours(store), theirs(FastDocumentStore())
+    mine, fast = QdrantRetriever(store, stage), FastRetriever(FastDocumentStore(), stage)
     assert sockets(mine, "__haystack_input__") == sockets(fast, "__haystack_input__")
     assert sockets(mine, "__haystack_output__") == sockets(fast, "__haystack_output__")
 
 
 def test_retrievers_round_trip_through_to_dict(store: QdrantDocumentStore) -> None:
-    keyword = QdrantKeywordRetriever(store, top_k=4, stopwords=["the"])
-    again = QdrantKeywordRetriever.from_dict(keyword.to_dict())
-    assert again.top_k == 4 and again.stopwords == ["the"]
+    keyword = QdrantRetriever(store, Stage.KEYWORD, top_k=4, scale_score=True)
+    again = QdrantRetriever.from_dict(keyword.to_dict())
+    assert again.top_k == 4 and again.stage is Stage.KEYWORD and again.scale_score
     assert isinstance(again.document_store, QdrantDocumentStore)
     embedder = BM25SparseEmbedder(avg_len=50.0, stopwords=["the"])
     assert BM25SparseEmbedder.from_dict(embedder.to_dict()).to_dict() == embedder.to_dict()
@@ -195,15 +203,15 @@ def test_the_app_retrieves_from_qdrant_when_configured(settings, runtime, tmp_pa
     from dataclasses import replace
 
     from playground.compare import CompareOptions, CompareService
+    from playground.documents import DocumentsService
     from playground.runtime import start
-    from playground.uploads import DocumentsService
 
-    qdrant_runtime = start(replace(settings, document_store="qdrant", qdrant_url=":memory:"), log=lambda m: None)
+    qdrant_runtime = start(replace(settings, document_store="qdrant", qdrant_url=":memory:"))
     assert isinstance(qdrant_runtime.store, QdrantDocumentStore)
     assert qdrant_runtime.store.count_documents() == runtime.store.count_documents()
     service = CompareService(qdrant_runtime)
     question = "How much does the Summit 2 tent cost?"
-    for mode in ("hybrid", "bm25", "dense"):
+    for mode in RetrievalMode:
         chunks = service.compare(
             question, CompareOptions(arms=("rag", "finetuned"), max_new_tokens=8, retrieval=mode)
         ).chunks
@@ -225,6 +233,6 @@ def test_qdrant_settings_are_checked(settings):
     from playground.runtime import start
 
     with pytest.raises(ValueError, match="PLAYGROUND_QDRANT_URL"):
-        start(replace(settings, document_store="qdrant", qdrant_url=""), log=lambda m: None)
+        start(replace(settings, document_store="qdrant", qdrant_url=""))
     with pytest.raises(ValueError, match="PLAYGROUND_DOCUMENT_STORE"):
-        start(replace(settings, document_store="elastic"), log=lambda m: None)
+        start(replace(settings, document_store="elastic"))

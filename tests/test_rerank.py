@@ -38,7 +38,7 @@ def tiny_cross_encoder(runtime, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 def test_no_reranker_offline_or_when_switched_off(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    missing = resolve_reranker("cross-encoder/not-in-any-cache-xyz", log=lambda m: None)
+    missing = resolve_reranker("cross-encoder/not-in-any-cache-xyz")
     assert not missing.available and "not in the local cache" in missing.note
     assert not resolve_reranker("none").available
 
@@ -50,7 +50,7 @@ def test_asking_for_rerank_without_a_reranker_says_so(service):
 
 
 def test_rerank_stage_scores_and_order(runtime, tiny_cross_encoder):
-    choice = resolve_reranker(str(tiny_cross_encoder), log=lambda m: None)
+    choice = resolve_reranker(str(tiny_cross_encoder))
     assert choice.available and choice.note == "local folder"
     pipeline = query_pipeline(
         runtime.store,

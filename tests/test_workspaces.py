@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.indexing import ChunkSettings
 from playground.compare import CompareOptions, CompareService
-from playground.uploads import DocumentsService
+from playground.documents import DocumentsService
 from playground.workspaces import Workspaces, chunks_of_file
 
 SECRET = (

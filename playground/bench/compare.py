@@ -15,7 +15,6 @@ one run many times over. Resident memory is VmRSS, sampled from a background thr
 from __future__ import annotations
 
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +28,8 @@ from transformers.generation.streamers import BaseStreamer
 from adapters.engine import DecodingSettings, Engine, GenerationRequest, GenerationResult
 from adapters.errors import UserError
 from pipelines.prompts import plain_messages, to_dicts
-from pipelines.rag import pipeline_inputs
+from pipelines.rag import run_query
+from pipelines.retrieval_modes import DEFAULT_MODE
 from playground.config import Settings
 from playground.runtime import Runtime
 
@@ -312,19 +312,14 @@ def _report(
 
 def rag_prompt(runtime: Runtime, question: str) -> list[dict[str, str]]:
     """The RAG prompt as the comparison service builds it: the query pipeline up to the prompt builder."""
-    data = pipeline_inputs(question, top_k=runtime.settings.top_k)
-    outputs = runtime.pipeline.run(data, include_outputs_from={"scores"})
+    outputs = run_query(runtime.pipeline, question, top_k=runtime.settings.top_k, mode=DEFAULT_MODE)
     return to_dicts(outputs["prompt_builder"]["prompt"])
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _start(settings: Settings | None) -> Runtime:
     from playground.runtime import start
 
-    return start(settings or Settings(), log=_log)
+    return start(settings or Settings())
 
 
 def run_compare_bench(

@@ -29,9 +29,10 @@ from typing import Any
 
 import torch
 
-from adapters.backends import QUICK_DEMO, BackendChoice, TrainSpec, choose_backend, train, unsloth_problem
+from adapters.backends import BACKENDS, QUICK_DEMO, BackendChoice, TrainSpec, choose_backend, train
 from adapters.datasets import ChatExample, load_chat_jsonl
 from adapters.errors import UserError
+from adapters.job_events import JobEvent, Step
 from adapters.train import FitSettings, LoraSettings, tokenize_examples, use_bf16
 from playground.config import PROJECT_ROOT, SAMPLE_DATA, Settings
 
@@ -78,9 +79,9 @@ def ours(settings: BenchSettings, backend: BackendChoice) -> Runner:
     def run(examples: list[ChatExample], fit: FitSettings, folder: Path) -> float:
         elapsed: list[float] = []
 
-        def on_event(event: dict[str, Any]) -> None:
-            if event["type"] == "step":
-                elapsed.append(event["elapsed_s"])
+        def on_event(event: JobEvent) -> None:
+            if isinstance(event, Step) and event.elapsed_s is not None:
+                elapsed.append(event.elapsed_s)
 
         spec = TrainSpec(settings.base_model, examples, [], settings.lora, fit, folder, settings.device)
         train(spec, backend, on_event)
@@ -198,8 +199,7 @@ def _demo_base(settings: Settings) -> str:
     """The demo base model, built (and cached) the way the app builds it."""
     from playground.runtime import resolve_base
 
-    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-    return str(resolve_base(settings.with_overrides(base_model="demo"), log=log).path)
+    return str(resolve_base(settings.with_overrides(base_model="demo")).path)
 
 
 def run_finetune_bench(
@@ -244,7 +244,7 @@ def run_gpu_finetune_bench(
     steps: int = GPU_DEFAULT_STEPS, rounds: int = DEFAULT_ROUNDS, base_model: str | None = None
 ) -> dict[str, Any]:
     """Unsloth against transformers + peft on a CUDA GPU, each side in a fresh process every round."""
-    problem = unsloth_problem()
+    problem = BACKENDS["unsloth"].problem()
     if problem is not None:
         raise BenchUnavailable(f"bench finetune --gpu needs a CUDA GPU with unsloth installed: {problem}")
     lora, fit = QUICK_DEMO

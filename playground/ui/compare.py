@@ -54,8 +54,7 @@ def build(
     service: CompareService, workspace: gr.BrowserState, adapters: list[str], banner: gr.Markdown
 ) -> tuple[gr.Dropdown, gr.Dropdown]:
     """Lays out the tab; returns the file filter and the adapter choice, which the other tabs update."""
-    runtime = service.runtime
-    settings = runtime.settings
+    setup = service.setup()
     with gr.Row():
         prompt = gr.Textbox(
             label="Question",
@@ -67,7 +66,7 @@ def build(
         ask = gr.Button("Ask", variant="primary", elem_id="ask", scale=1)
     adapter = gr.Dropdown(
         adapters,
-        value=runtime.model.adapter,
+        value=setup.model.adapter,
         label="LoRA adapter for the fine-tuned and hybrid panes (new fine-tunes appear here)",
         elem_id="adapter",
     )
@@ -83,31 +82,26 @@ def build(
                 elem_id="time-alone",
             )
         with gr.Row():
-            max_new_tokens = gr.Slider(8, 512, value=settings.max_new_tokens, step=8, label="Max new tokens")
-            temperature = gr.Slider(0.0, 1.5, value=settings.temperature, step=0.05, label="Temperature (0 = greedy)")
-            seed = gr.Number(value=settings.seed, precision=0, label="Seed")
+            max_new_tokens = gr.Slider(8, 512, value=setup.max_new_tokens, step=8, label="Max new tokens")
+            temperature = gr.Slider(0.0, 1.5, value=setup.temperature, step=0.05, label="Temperature (0 = greedy)")
+            seed = gr.Number(value=setup.seed, precision=0, label="Seed")
     with gr.Accordion("Retrieval (what RAG and the hybrid read)", open=False), gr.Row():
-        top_k = gr.Slider(1, 10, value=settings.top_k, step=1, label="Top-k chunks", elem_id="top-k")
-        mode = gr.Radio(
-            [("Hybrid: BM25 + dense, fused", "hybrid"), ("BM25 only", "bm25"), ("Dense only", "dense")],
-            value="hybrid",
-            label="Retrieval",
-            elem_id="retrieval-mode",
-        )
+        top_k = gr.Slider(1, 10, value=setup.top_k, step=1, label="Top-k chunks", elem_id="top-k")
+        mode = gr.Radio(list(setup.modes), value=setup.mode.value, label="Retrieval", elem_id="retrieval-mode")
         files = gr.Dropdown(
             service.sources(), value=[], multiselect=True, label="Only these files (empty: all)", elem_id="files"
         )
-        reranker = runtime.reranker
         rerank = gr.Checkbox(
             value=False,
-            label=f"Rerank with the cross-encoder {reranker.name}",
-            visible=reranker.available,  # no reranker model offline or online: no option
+            label=f"Rerank with the cross-encoder {setup.rerank_name}",
+            info=setup.rerank_note,
+            visible=setup.rerank_available,  # no reranker model offline or online: no option
             elem_id="rerank",
         )
     with gr.Row(equal_height=True):
         panes = [
             gr.Textbox(
-                label=pane_label(name, runtime.model.adapter), elem_id=elem_id, lines=8, max_lines=20, interactive=False
+                label=pane_label(name, setup.model.adapter), elem_id=elem_id, lines=8, max_lines=20, interactive=False
             )
             for name, (_, elem_id) in PANES.items()
         ]
@@ -177,7 +171,7 @@ def build(
     outputs = [*panes, chunks, legend, metrics, summary, how]
     private: dict[str, Any] = {"api_visibility": "private"}
     # One concurrency group for the page and the API: their comparisons share the slots and the bounded wait.
-    slots: dict[str, Any] = {"concurrency_limit": settings.concurrency, "concurrency_id": COMPARE_GROUP}
+    slots: dict[str, Any] = {"concurrency_limit": setup.concurrency, "concurrency_id": COMPARE_GROUP}
     ask.click(run, inputs, outputs, **private, **slots)  # default show_progress: a waiting page sees its position
     prompt.submit(run, inputs, outputs, **private, **slots)
     show_base.change(lambda show: gr.update(visible=show), show_base, panes[0], **private)
@@ -185,9 +179,9 @@ def build(
 
     def chosen(adapter_name: str | None) -> tuple[Any, ...]:
         """The banner and the adapter panes name the adapter that will answer."""
-        name = adapter_name or runtime.model.adapter
+        name = adapter_name or setup.model.adapter
         return (
-            model_banner(replace(runtime.model, adapter=name)),
+            model_banner(replace(setup.model, adapter=name)),
             gr.update(label=pane_label("finetuned", name)),
             gr.update(label=pane_label("hybrid", name)),
         )
@@ -199,7 +193,7 @@ def build(
         question: str,
         adapter: str | None = None,
         top_k: int | None = None,
-        retrieval: str = "hybrid",
+        retrieval: str = setup.mode.value,
         rerank: bool = False,
         files: list[str] | None = None,
         arms: list[str] | None = None,
@@ -212,7 +206,7 @@ def build(
         """Ask the arms one question; returns the comparison as JSON (answers, chunks, timings, summary).
 
         adapter: a registered adapter's name (default: the one the app started with); top_k: 1-20 chunks;
-        retrieval: hybrid, bm25 or dense; rerank: use the cross-encoder; files: only these source files;
+        retrieval: {modes}; rerank: use the cross-encoder; files: only these source files;
         arms: any of base, rag, finetuned, hybrid (default all); timing: interleaved, sequential or batched
         (default: the engine's); workspace: a private workspace id whose uploads are retrieved as well.
         """
@@ -222,7 +216,7 @@ def build(
             temperature=temperature,
             seed=seed,
             top_k=top_k,
-            retrieval=retrieval or "hybrid",
+            retrieval=retrieval or setup.mode,
             files=tuple(files or ()),
             workspace=workspace or None,
             rerank=bool(rerank),
@@ -231,5 +225,6 @@ def build(
         )
         return service.compare(question, options).to_json()
 
+    compare.__doc__ = (compare.__doc__ or "").replace("{modes}", ", ".join(value for _, value in setup.modes))
     gr.api(compare, api_name="compare", **slots)
     return files, adapter

@@ -12,10 +12,10 @@ from typing import Any
 import gradio as gr
 from gradio.utils import get_upload_folder
 
+from playground.documents import TABLE_HEADERS, DocumentsService
 from playground.load import max_upload_bytes
 from playground.ui.errors import shows_errors
 from playground.ui.render import chunks_html
-from playground.uploads import TABLE_HEADERS, DocumentsService
 
 Refresh = Callable[[str | None], tuple[Any, ...]]
 # Fixed shares of the table, so a long message wraps in its own column instead of squeezing the numbers' headers
@@ -101,14 +101,12 @@ def build(
     with gr.Accordion("Chunking (applies to your files)", open=False):
         with gr.Row():
             size = gr.Number(
-                value=service.workspaces.chunking.size,
+                value=service.chunking.size,
                 precision=0,
                 label=f"Chunk size in embedder tokens (the embedder reads {service.embedder_tokens})",
                 elem_id="chunk-size",
             )
-            overlap = gr.Number(
-                value=service.workspaces.chunking.overlap, precision=0, label="Overlap", elem_id="chunk-overlap"
-            )
+            overlap = gr.Number(value=service.chunking.overlap, precision=0, label="Overlap", elem_id="chunk-overlap")
             reindex = gr.Button("Re-index my files with these settings", elem_id="reindex")
         warning = gr.Markdown(elem_id="chunk-warning")
     with gr.Row():

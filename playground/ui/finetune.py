@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gradio as gr
 import pandas as pd
 
-from adapters.train import LoraSettings
+from adapters.job_view import JobView
+from adapters.train import FitSettings, LoraSettings
+from adapters.training_backends import AUTO
 from playground.config import SAMPLE_DATA
 from playground.finetune import (
     ADAPTER_HEADERS,
@@ -16,12 +20,12 @@ from playground.finetune import (
     JOB_HEADERS,
     STATS_HEADERS,
     FinetuneService,
+    SnapshotVersion,
     adapter_rows,
     job_rows,
     registered_names,
     stats_rows,
 )
-from playground.jobs import JobView
 from playground.ui.documents import upload_cache
 from playground.ui.errors import shows_errors
 
@@ -30,6 +34,62 @@ TARGET_MODULES = list(LoraSettings().target_modules)
 JOB_WIDTHS = ["18%", "14%", "9%", "8%", "12%", "10%", "29%"]
 ADAPTER_WIDTHS = ["14%", "15%", "12%", "6%", "11%", "10%", "10%", "7%", "15%"]
 SERIES = {"train": "train loss (each step)", "held_out": "held-out loss"}
+
+
+@dataclass(frozen=True)
+class SettingInput:
+    """One LoRA or fit setting on the page: the dataclass field it sets, its label, and how it is typed in."""
+
+    owner: type[LoraSettings] | type[FitSettings]
+    field: str
+    label: str
+    kind: Literal["int", "float", "modules"]
+    elem_id: str | None = None
+
+
+# The one list the inputs, the preset's values and a launch's overrides are all made from, in page order.
+SETTING_INPUTS = (
+    SettingInput(LoraSettings, "rank", "LoRA rank", "int", "ft-rank"),
+    SettingInput(LoraSettings, "alpha", "LoRA alpha", "int"),
+    SettingInput(LoraSettings, "dropout", "LoRA dropout", "float"),
+    SettingInput(LoraSettings, "target_modules", "Target modules", "modules"),
+    SettingInput(FitSettings, "learning_rate", "Learning rate", "float"),
+    SettingInput(FitSettings, "epochs", "Epochs (when max steps is empty)", "float"),
+    SettingInput(FitSettings, "max_steps", "Max steps", "int", "ft-steps"),
+    SettingInput(FitSettings, "batch_size", "Batch size", "int"),
+    SettingInput(FitSettings, "max_seq_length", "Max sequence length", "int"),
+)
+
+
+def setting_values(lora: LoraSettings, fit: FitSettings) -> list[Any]:
+    """A preset's values as the inputs show them, in SETTING_INPUTS order."""
+    values = []
+    for setting in SETTING_INPUTS:
+        value = getattr(lora if setting.owner is LoraSettings else fit, setting.field)
+        values.append(list(value) if setting.kind == "modules" else value)
+    return values
+
+
+def setting_overrides(values: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the inputs hold, as the LoRA and fit overrides a launch takes (None: an emptied box)."""
+    lora: dict[str, Any] = {}
+    fit: dict[str, Any] = {}
+    for setting, value in zip(SETTING_INPUTS, values, strict=True):
+        target = lora if setting.owner is LoraSettings else fit
+        if setting.kind == "modules":
+            target[setting.field] = tuple(value or ())
+        elif setting.kind == "int":
+            target[setting.field] = _int(value)
+        else:
+            target[setting.field] = None if value in (None, "") else float(value)
+    return lora, fit
+
+
+def _setting_input(setting: SettingInput, value: Any) -> gr.Component:
+    if setting.kind == "modules":
+        return gr.CheckboxGroup(TARGET_MODULES, value=value, label=setting.label, elem_id=setting.elem_id)
+    precision = 0 if setting.kind == "int" else None
+    return gr.Number(value=value, precision=precision, label=setting.label, elem_id=setting.elem_id)
 
 
 def _examples() -> list[tuple[str, str]]:
@@ -61,9 +121,9 @@ def _status(view: JobView | None) -> str:
     lines = []
     if view.backend:
         lines.append(f"Backend: **{view.backend}** — {view.backend_reason}")
-    if view.dataset:
+    if view.dataset is not None:
         d = view.dataset
-        lines.append(f"Data: {d.get('train')} training and {d.get('holdout')} held-out examples from {d.get('file')}")
+        lines.append(f"Data: {d.train} training and {d.holdout} held-out examples from {d.file}")
     if view.state == "completed":
         lines.append(f"Saved adapter **{view.adapter}**: choose it in the Compare tab.")
     elif view.state == "cancelled" and view.adapter:
@@ -85,8 +145,9 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
     """Lays out the tab; a finished fine-tune updates the Compare tab's adapter choice (`compare_adapter`)."""
     backend = service.backend()
     gr.Markdown(
-        f"Fine-tunes train a LoRA adapter on the loaded base model **{service.runtime.model.base}**. "
-        f"Backend: **{backend.name}** — {backend.reason}. One job trains at a time; later ones wait in the queue.",
+        f"Fine-tunes train a LoRA adapter on the loaded base model **{service.base_model_name()}**. "
+        f"Backend (auto): **{backend.name}** — {backend.reason}. One job trains at a time; later ones wait in the "
+        "queue.",
         elem_id="ft-backend",
     )
     gr.Markdown("### 1. Dataset")
@@ -138,17 +199,16 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         preset = gr.Dropdown(list(service.presets()), value="quick demo", label="Preset", elem_id="ft-preset")
         name = gr.Textbox(label="Adapter name", placeholder="from the file name", elem_id="ft-name")
         holdout = gr.Slider(0, 50, value=10, step=1, label="Held out for evaluation (%)", elem_id="ft-holdout")
+    with gr.Row():
+        backend_choice = gr.Dropdown(
+            service.backend_options(), value=AUTO, label="Training backend", elem_id="ft-backend-choice", scale=1
+        )
+        backend_note = gr.Markdown(service.backend_note(AUTO), elem_id="ft-backend-note", scale=2)
     with gr.Accordion("LoRA and training settings (the preset's values)", open=False), gr.Row():
-        rank = gr.Number(value=lora.rank, precision=0, label="LoRA rank", elem_id="ft-rank")
-        alpha = gr.Number(value=lora.alpha, precision=0, label="LoRA alpha")
-        dropout = gr.Number(value=lora.dropout, label="LoRA dropout")
-        modules = gr.CheckboxGroup(TARGET_MODULES, value=list(lora.target_modules), label="Target modules")
-        rate = gr.Number(value=fit.learning_rate, label="Learning rate")
-        epochs = gr.Number(value=fit.epochs, label="Epochs (when max steps is empty)")
-        steps = gr.Number(value=fit.max_steps, precision=0, label="Max steps", elem_id="ft-steps")
-        batch = gr.Number(value=fit.batch_size, precision=0, label="Batch size")
-        length = gr.Number(value=fit.max_seq_length, precision=0, label="Max sequence length")
-    settings = [rank, alpha, dropout, modules, rate, epochs, steps, batch, length]
+        shown = zip(SETTING_INPUTS, setting_values(lora, fit), strict=True)
+        fields = {setting.field: _setting_input(setting, value) for setting, value in shown}
+    settings = list(fields.values())
+    length = fields["max_seq_length"]  # the dataset check also counts the examples longer than this
     launch = gr.Button("Launch fine-tune", variant="primary", elem_id="ft-launch")
 
     gr.Markdown("### 3. Progress")
@@ -205,7 +265,7 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
     gr.Markdown(roles.note(), elem_id="ft-roles", visible=roles.shared)
     unlocked = gr.State(False)  # this page has typed the owner password (per browser tab, never stored)
     adapter_message = gr.Markdown(elem_id="ft-adapter-message")
-    seen = gr.State(None)  # the adapter list last sent to the page, to update dropdowns only on change
+    seen = gr.State(None)  # the version of what this page shows (None: nothing yet), to send only what changed
 
     def check(path: str | None, most_tokens: float | None = None) -> tuple[Any, ...]:
         if not path:
@@ -222,8 +282,7 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         """An uploaded dataset leaves Gradio's cache (which serves it) at once, for the browser's workspace."""
         if not path:
             return check(None)
-        workspaces = service.runtime.workspaces
-        kept = workspaces.keep(workspaces.open(workspace_id), Path(path), upload_cache())
+        kept = service.keep_upload(workspace_id, Path(path), upload_cache())
         return check(str(kept), most_tokens)
 
     @shows_errors
@@ -238,49 +297,54 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         return check(str(path), most_tokens)
 
     def apply_preset(choice: str) -> list[Any]:
-        lora, fit = service.preset(choice)
-        return [lora.rank, lora.alpha, lora.dropout, list(lora.target_modules), fit.learning_rate, fit.epochs,
-                fit.max_steps, fit.batch_size, fit.max_seq_length]  # fmt: skip
+        return setting_values(*service.preset(choice))
+
+    @shows_errors
+    def explain_backend(choice: str) -> str:
+        return service.backend_note(choice)
 
     @shows_errors
     def start(
-        path: str | None, choice: str, wanted: str, share: float, workspace_id: str | None, owner: bool, *values: Any
+        path: str | None,
+        choice: str,
+        wanted: str,
+        share: float,
+        workspace_id: str | None,
+        owner: bool,
+        backend: str,
+        *values: Any,
     ) -> tuple[Any, ...]:
         if not path:
             raise gr.Error("Upload a dataset or choose a sample one first.")
-        r, a, d, mods, lr, ep, ms, bs, ml = values
-        lora = {"rank": _int(r), "alpha": _int(a), "dropout": d, "target_modules": tuple(mods or ())}
-        fit = {"learning_rate": lr, "epochs": ep, "max_steps": _int(ms), "batch_size": _int(bs),
-               "max_seq_length": _int(ml)}  # fmt: skip
+        lora, fit = setting_overrides(values)
         caller = roles.caller(workspace_id, owner)
-        view = service.launch(Path(path), wanted, choice, lora, fit, holdout=float(share) / 100, caller=caller)
+        view = service.launch(
+            Path(path), wanted, choice, lora, fit, holdout=float(share) / 100, backend=backend or AUTO, caller=caller
+        )
         return _progress_html(view), _status(view), _losses(view), job_rows(service.jobs.jobs())
 
     @shows_errors
     def stop(workspace_id: str | None, owner: bool) -> str:
         return service.cancel(roles.caller(workspace_id, owner))
 
-    def tick(last: Any, workspace_id: str | None, owner: bool) -> tuple[Any, ...]:
-        """Sends only what changed since the last tick: every open page polls once a second."""
-        last = last or {}
-        caller = roles.caller(workspace_id, owner)
-        view, views, names = service.jobs.current(), service.jobs.jobs(), service.adapter_choices(caller)
-        progress_now = [(v.id, v.state, v.step, len(v.eval_losses), v.queue_position) for v in views]
-        moved = progress_now != last.get("jobs")
-        changed = names != last.get("names")
-        job_updates = (
-            (_progress_html(view), _status(view), _losses(view), job_rows(views)) if moved else (gr.skip(),) * 4
-        )
-        adapter_updates = (
-            (
-                gr.update(value=adapter_rows(service, caller)),
-                gr.update(choices=registered_names(service, caller)),
-                gr.update(choices=names),
+    def tick(shown: SnapshotVersion | None, workspace_id: str | None, owner: bool) -> tuple[Any, ...]:
+        """Sends only what changed since this page's last tick: every open page polls once a second, and most
+        ticks find nothing new (then nothing is read or sent, the version kept included)."""
+        snapshot = service.snapshot(roles.caller(workspace_id, owner), shown)
+        if snapshot is None:
+            return (gr.skip(),) * 8
+        job_updates: tuple[Any, ...] = (gr.skip(),) * 4
+        if (jobs_shown := snapshot.jobs) is not None:
+            view = jobs_shown.current
+            job_updates = (_progress_html(view), _status(view), _losses(view), jobs_shown.rows)
+        adapter_updates: tuple[Any, ...] = (gr.skip(),) * 3  # dropdowns change only with the adapters
+        if (listed := snapshot.adapters) is not None:
+            adapter_updates = (
+                gr.update(value=listed.rows),
+                gr.update(choices=listed.managed),
+                gr.update(choices=listed.choices),
             )
-            if changed
-            else (gr.skip(),) * 3
-        )
-        return (*job_updates, *adapter_updates, {"jobs": progress_now, "names": names})
+        return (*job_updates, *adapter_updates, snapshot.version)
 
     @shows_errors
     def remove(name: str | None, workspace_id: str | None, owner: bool) -> str:
@@ -314,8 +378,10 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
     make.click(build_pairs, [origin, limit, workspace], [built_note, pairs], **private)
     use_pairs.click(adopt_pairs, [pairs, length], [data_path, verdict, issues, stats], **private)
     preset.change(apply_preset, preset, settings, **private)
+    backend_choice.change(explain_backend, backend_choice, backend_note, **private)
     who = [workspace, unlocked]
-    launch.click(start, [data_path, preset, name, holdout, *who, *settings], [progress, status, plot, jobs], **private)
+    launch_inputs = [data_path, preset, name, holdout, *who, backend_choice, *settings]
+    launch.click(start, launch_inputs, [progress, status, plot, jobs], **private)
     cancel.click(stop, who, status, **private)
     timer = gr.Timer(1.0)
     timer.tick(

@@ -6,6 +6,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from pipelines.retrieval_modes import FUSED, RERANK, Stage
 from playground.runtime import ModelInfo
 
 
@@ -27,25 +28,24 @@ def _score(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-# Retrieval stages in pipeline order: the name a chunk's header shows, and what its score means.
+# Retrieval scores in pipeline order: the name a chunk's header shows, and what the score means.
 STAGES = {
-    "bm25": ("BM25", "keyword match (higher = more of the question's words; no fixed scale)"),
-    "dense": ("dense", "cosine similarity of the embeddings (−1…1)"),
-    "fused": ("fused", "reciprocal rank fusion of both lists, from ranks alone (1 = first in both)"),
-    "rerank": ("rerank", "cross-encoder relevance (0…1)"),
+    **{stage.value: (stage.label, stage.meaning) for stage in Stage},
+    FUSED: ("fused", "reciprocal rank fusion of the stages' lists, from ranks alone (1 = first in all)"),
+    RERANK: ("rerank", "cross-encoder relevance (0…1)"),
 }
 PREVIEW_CHARS = 300  # a longer chunk shows this much, and the rest on a click
 
 
 def ran_stages(chunks: Sequence[dict[str, Any]], stages: Sequence[str] | None = None) -> list[str]:
     """The stages whose scores mean something, in pipeline order: `stages` when the caller knows them (from the
-    retrieval mode), else those with a score on some chunk. Fusion counts only after both BM25 and dense: fusing
+    retrieval mode), else those with a score on some chunk. Fusion counts only after several stages: fusing
     one list just repeats its ranking."""
     if stages is not None:
         return [name for name in STAGES if name in stages]
     scored = {name for chunk in chunks for name, value in (chunk.get("scores") or {}).items() if value is not None}
-    if not {"bm25", "dense"} <= scored:
-        scored.discard("fused")
+    if len(scored & {stage.value for stage in Stage}) < 2:
+        scored.discard(FUSED)
     return [name for name in STAGES if name in scored]
 
 
