@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from adapters.backends import TrainSpec, choose_backend, train
 from adapters.datasets import ChatExample, tokenize_for_training
-from adapters.job_events import JobEvent, Step
-from adapters.train import FitSettings, LoraSettings, TokenizedExample, answer_loss, use_bf16
+from adapters.jobs.events import JobEvent, Step
+from adapters.training.common import FitSettings, LoraSettings, TokenizedExample, answer_loss, use_bf16
+from adapters.training.train import TrainSpec, choose_backend, train
 
 if TYPE_CHECKING:
-    from adapters.trainer_loop import LoopReport
+    from adapters.training.loop import LoopReport
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class DemoCorpus:
     finetune: Sequence[ChatExample]
     rag_messages: RagMessages  # the exact prompt the RAG pipeline sends, so training matches use
 
-    def fingerprint(self) -> str:
+    def digest(self) -> str:
         digest = hashlib.sha256()
         for source, text in self.chunks:
             digest.update(f"{source}\0{text}\0".encode())
@@ -406,7 +406,7 @@ def _new_model(spec: DemoSpec, tokenizer):
 
 
 def cache_dir(home: Path, spec: DemoSpec, corpus: DemoCorpus) -> Path:
-    key = hashlib.sha256(f"{BUILDER_VERSION}{asdict(spec)}{corpus.fingerprint()}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{BUILDER_VERSION}{asdict(spec)}{corpus.digest()}".encode()).hexdigest()[:12]
     return home / "models" / f"demo-{key}"
 
 
@@ -536,7 +536,7 @@ def _pretrain(
 ) -> LoopReport:
     """Trains every weight of `model` (no LoRA) through the loop user fine-tunes use; with
     `fit.context_loss_weight` > 0 the prompt tokens count too."""
-    from adapters import trainer_loop
+    from adapters.training import loop as trainer_loop
 
     loss = partial(answer_loss, context_weight=fit.context_loss_weight)
     scratch = out / ".trainer"  # Trainer wants a folder; nothing is saved there

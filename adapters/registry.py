@@ -52,6 +52,12 @@ def safe_adapter_name(name: str) -> str:
     return cleaned or "adapter"
 
 
+def fits_base(info: AdapterInfo, base_name: str, base_path: str = "") -> bool:
+    """Whether an adapter was trained on the loaded base model: the one place that decides. Registered adapters record
+    the base's display name; a bare PEFT folder copied in by hand only knows the path it was trained from."""
+    return info.base_model in {base_name, base_path} - {""}
+
+
 class AdapterRegistry:
     _writes: ClassVar[int] = 0  # changes made by this process, through any instance
 
@@ -75,10 +81,8 @@ class AdapterRegistry:
         return sorted(found, key=lambda info: info.created, reverse=True)
 
     def trained_on(self, base_name: str, base_path: str = "") -> list[AdapterInfo]:
-        """The adapters that fit the loaded base model, newest first: the one place that decides. Registered adapters
-        record the base's display name; a bare PEFT folder only knows the path it was trained from."""
-        names = {base_name, base_path} - {""}
-        return [info for info in self.list() if info.base_model in names]
+        """The adapters that fit the loaded base model, newest first."""
+        return [info for info in self.list() if fits_base(info, base_name, base_path)]
 
     def get(self, name: str) -> AdapterInfo | None:
         folder = self.root / safe_adapter_name(name)

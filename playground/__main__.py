@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adapters.errors import UserError
-from adapters.job_events import BackendChosen, DatasetRead, Eval, JobEvent, Step
-from adapters.training_backends import AUTO, preferences
+from adapters.jobs.events import BackendChosen, DatasetRead, Eval, JobEvent, Step
+from adapters.training.backends import AUTO, preferences
 from pipelines.retrieval_modes import DEFAULT_MODE, RetrievalMode
 from playground.config import Settings
 from playground.logs import configure_logging
@@ -176,9 +176,9 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from adapters.backends import PRESETS
     from adapters.datasets import load_dataset
-    from adapters.job_manager import run_here
+    from adapters.jobs.manager import run_here
+    from adapters.training.train import PRESETS
     from playground.runtime import resolve_base
 
     if args.preset not in PRESETS:

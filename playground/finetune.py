@@ -13,15 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.backends import PRESETS
 from adapters.datasets import LoadedDataset, dataset_stats, load_dataset, write_chat_jsonl
 from adapters.errors import UserError
-from adapters.job import JobSpec, file_sha256
-from adapters.job_manager import JobManager
-from adapters.job_view import JobView
-from adapters.registry import AdapterInfo, AdapterRegistry, safe_adapter_name
-from adapters.train import FitSettings, LoraSettings
-from adapters.training_backends import AUTO, BACKENDS, BackendChoice, choose_backend, describe
+from adapters.jobs.manager import JobManager
+from adapters.jobs.run import JobSpec, file_sha256
+from adapters.jobs.view import JobView
+from adapters.registry import AdapterInfo, AdapterRegistry, fits_base, safe_adapter_name
+from adapters.training.backends import AUTO, BACKENDS, BackendChoice, choose_backend, describe
+from adapters.training.common import FitSettings, LoraSettings
+from adapters.training.train import PRESETS
 from pipelines.indexing import chunks_of
 from playground.qa_builder import BuildReport, build_pairs, pairs_from_rows
 from playground.roles import Caller, Roles
@@ -171,11 +171,18 @@ class FinetuneService:
     def adapters(self, caller: Caller = Caller(owner=True)) -> list[AdapterInfo]:
         """The adapter the app started with (the demo adapter may live outside the registry), then the others
         trained on the loaded base model that `caller` may use, newest first."""
-        registered = [a for a in self.registry.list(self.runtime.model.base) if self.roles.may_use(a, caller)]
+        registered = [a for a in self.trained_here() if self.roles.may_use(a, caller)]
         startup = startup_adapter(self.runtime, self.registry)
         if startup is None:
             return registered
         return [startup] + [a for a in registered if a.name != startup.name]
+
+    def trained_here(self) -> list[AdapterInfo]:
+        """Registered adapters trained on the loaded base model, newest first."""
+        return self.registry.trained_on(self.runtime.model.base, self.runtime.model.path)
+
+    def fits(self, info: AdapterInfo) -> bool:
+        return fits_base(info, self.runtime.model.base, self.runtime.model.path)
 
     def adapter_choices(self, caller: Caller = Caller(owner=True)) -> list[str]:
         """What the Compare tab offers: the adapter loaded at start, then the registered ones `caller` may use."""
@@ -188,11 +195,7 @@ class FinetuneService:
         if name == self.runtime.model.adapter:
             return
         info = self.registry.get(name)
-        if (
-            info is None
-            or info.base_model != self.runtime.model.base
-            or not self.roles.may_use(info, self.roles.caller(workspace))
-        ):
+        if info is None or not self.fits(info) or not self.roles.may_use(info, self.roles.caller(workspace)):
             raise UserError(f"No adapter named {name!r} was trained on {self.runtime.model.base}.")
         if name not in self.runtime.engine.adapters:
             self.runtime.engine.load_adapter(name, info.path)
@@ -219,6 +222,10 @@ class FinetuneService:
             raise UserError("Only the server's owner can publish adapters.")
         self._managed(name, caller, "publish")
         self.registry.set_owner(name, "")
+
+    def job_table(self) -> list[list[Any]]:
+        """Every job's row for the page's table, newest first."""
+        return job_rows(self.jobs.jobs())
 
     def cancel(self, caller: Caller = Caller(owner=True)) -> str:
         """Cancel the running or next job: the owner any, a visitor only one launched from its browser."""
@@ -290,7 +297,7 @@ class FinetuneService:
         """A finished job's adapter is attached to the engine right away (a cancelled one too: it is usable)."""
         if view.adapter:
             info = self.registry.get(view.adapter)
-            if info is not None and info.base_model == self.runtime.model.base:
+            if info is not None and self.fits(info):
                 self.runtime.engine.load_adapter(info.name, info.path)
 
 
@@ -387,7 +394,7 @@ def _fill_from_demo_build(info: AdapterInfo, record: Path, data: Path) -> None:
 def registered_names(service: FinetuneService, caller: Caller = Caller(owner=True)) -> list[str]:
     """Adapters the page can delete, export or push: those in the registry `caller` may use (the startup one only
     if it is there, and Delete refuses it)."""
-    return [a.name for a in service.registry.list(service.runtime.model.base) if service.roles.may_use(a, caller)]
+    return [a.name for a in service.trained_here() if service.roles.may_use(a, caller)]
 
 
 def _figure(value: float | None, digits: int = 4) -> str:

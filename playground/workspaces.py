@@ -25,7 +25,7 @@ from haystack import Document
 from haystack.document_stores.types import DocumentStore
 
 from adapters.errors import UserError
-from adapters.job_process import process_alive
+from adapters.jobs.process import process_alive
 from pipelines.embedder import EmbedderInfo
 from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings

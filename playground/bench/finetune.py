@@ -29,11 +29,11 @@ from typing import Any
 
 import torch
 
-from adapters.backends import BACKENDS, QUICK_DEMO, BackendChoice, TrainSpec, choose_backend, train
 from adapters.datasets import ChatExample, load_chat_jsonl
 from adapters.errors import UserError
-from adapters.job_events import JobEvent, Step
-from adapters.train import FitSettings, LoraSettings, tokenize_examples, use_bf16
+from adapters.jobs.events import JobEvent, Step
+from adapters.training.common import FitSettings, LoraSettings, tokenize_examples, use_bf16
+from adapters.training.train import BACKENDS, QUICK_DEMO, BackendChoice, TrainSpec, choose_backend, train
 from playground.config import PROJECT_ROOT, SAMPLE_DATA, Settings
 
 TARGET_RATIO = 1.0

@@ -10,9 +10,9 @@ from typing import Any, Literal
 import gradio as gr
 import pandas as pd
 
-from adapters.job_view import JobView
-from adapters.train import FitSettings, LoraSettings
-from adapters.training_backends import AUTO
+from adapters.jobs.view import JobView
+from adapters.training.backends import AUTO
+from adapters.training.common import FitSettings, LoraSettings
 from playground.config import SAMPLE_DATA
 from playground.finetune import (
     ADAPTER_HEADERS,
@@ -22,7 +22,6 @@ from playground.finetune import (
     FinetuneService,
     SnapshotVersion,
     adapter_rows,
-    job_rows,
     registered_names,
     stats_rows,
 )
@@ -321,7 +320,7 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         view = service.launch(
             Path(path), wanted, choice, lora, fit, holdout=float(share) / 100, backend=backend or AUTO, caller=caller
         )
-        return _progress_html(view), _status(view), _losses(view), job_rows(service.jobs.jobs())
+        return _progress_html(view), _status(view), _losses(view), service.job_table()
 
     @shows_errors
     def stop(workspace_id: str | None, owner: bool) -> str:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.job import EVENTS, JobSpec, read_events, run_job
-from adapters.job_events import Step
-from adapters.job_manager import JobManager
+from adapters.jobs.events import Step
+from adapters.jobs.manager import JobManager
+from adapters.jobs.run import EVENTS, JobSpec, read_events, run_job
 from adapters.registry import AdapterInfo, AdapterRegistry
 from playground.config import SAMPLE_DATA
 
@@ -159,7 +159,7 @@ def test_bad_data_fails_the_job_naming_the_line(runtime, tmp_path):
 def test_a_full_disk_or_too_big_a_model_leaves_finished_adapters_alone(
     runtime, tmp_path, monkeypatch, failure, expected
 ):
-    import adapters.backends
+    import adapters.training.train
 
     registry = AdapterRegistry(tmp_path / "adapters")
     earlier = _finished_adapter(registry, "voice")
@@ -167,7 +167,7 @@ def test_a_full_disk_or_too_big_a_model_leaves_finished_adapters_alone(
     def broken_train(*args, **kwargs):
         raise failure
 
-    monkeypatch.setattr(adapters.backends, "train", broken_train)
+    monkeypatch.setattr(adapters.training.train, "train", broken_train)
     spec = _spec(runtime, tmp_path, "voice", steps=2)
     spec.write(tmp_path / "job")
     done = run_job(tmp_path / "job")

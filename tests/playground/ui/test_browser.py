@@ -115,38 +115,39 @@ def test_compare_api_takes_options_and_explains_mistakes(url, runtime):
 
 
 def test_pane_labels_name_the_chosen_adapter(browser, url, runtime):
-    """A second adapter registered while the page is served (named `train`, a peft attribute) shows up after
-    a reload; choosing it renames the banner, the adapter panes and the metrics rows."""
+    """A second adapter registered while the page is served (named `forward`, a peft module attribute; the CLI's
+    test takes `train`) shows up after a reload; choosing it renames the banner, the adapter panes and the metrics
+    rows."""
     import json
     import shutil
     from pathlib import Path
 
-    folder = runtime.settings.home / "adapters" / "train"
+    folder = runtime.settings.home / "adapters" / "forward"
     shutil.copytree(Path(runtime.engine.adapters[runtime.model.adapter]), folder)
-    (folder / "playground.json").write_text(json.dumps({"name": "train", "base_model": runtime.model.base}))
+    (folder / "playground.json").write_text(json.dumps({"name": "forward", "base_model": runtime.model.base}))
     context = browser.new_context()
     page = context.new_page()
     try:
         page.goto(url)
         page.wait_for_selector("#prompt textarea")
         page.locator("#adapter input").click()
-        page.get_by_role("option", name="train", exact=True).click()
+        page.get_by_role("option", name="forward", exact=True).click()
         page.wait_for_function(
-            "() => document.querySelector('#answer-finetuned').innerText.includes('LoRA adapter train')"
+            "() => document.querySelector('#answer-finetuned').innerText.includes('LoRA adapter forward')"
         )
-        assert "adapter train" in page.locator("#answer-hybrid").inner_text()
-        assert "**train**" not in page.locator("#model-banner").inner_text()
-        assert "train" in page.locator("#model-banner").inner_text()
+        assert "adapter forward" in page.locator("#answer-hybrid").inner_text()
+        assert "**forward**" not in page.locator("#model-banner").inner_text()
+        assert "forward" in page.locator("#model-banner").inner_text()
         page.fill("#prompt textarea", "Do you ship to Canada?")
         page.click("#ask")
         # The arms finish in any order: wait for both adapter rows, not for one and then assert the other.
         page.wait_for_function(
-            "() => ['Hybrid (adapter train)', 'Fine-tuned (adapter train)']"
+            "() => ['Hybrid (adapter forward)', 'Fine-tuned (adapter forward)']"
             ".every(row => document.querySelector('#metrics').innerText.includes(row))",
             timeout=120_000,
         )
         assert page.locator("#answer-finetuned textarea").input_value().strip()
     finally:
         context.close()
-        runtime.engine.unload_adapter("train")
+        runtime.engine.unload_adapter("forward")
         shutil.rmtree(folder)

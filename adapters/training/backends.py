@@ -18,7 +18,7 @@ from adapters.errors import UserError
 if TYPE_CHECKING:
     import torch
 
-    from adapters.backends import TrainSpec
+    from adapters.training.train import TrainSpec
 
 INSTALL_HINT = "pip install -r requirements-gpu.txt"
 AUTO = "auto"
@@ -35,7 +35,7 @@ class BackendChoice:
 
 
 class TrainingBackend(ABC):
-    """One way to train a LoRA adapter; every backend runs through `adapters.trainer_loop` and saves a PEFT folder."""
+    """One way to train a LoRA adapter; every backend runs through `adapters.training.loop` and saves a PEFT folder."""
 
     name: ClassVar[str]  # its key in BACKENDS, the value the CLI and the page use
     label: ClassVar[str]  # words for the page
@@ -68,7 +68,7 @@ class TransformersBackend(TrainingBackend):
         from peft import get_peft_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from adapters.train import use_bf16
+        from adapters.training.common import use_bf16
 
         device = torch.device(spec.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
@@ -82,13 +82,13 @@ class TransformersBackend(TrainingBackend):
         return get_peft_model(model, spec.lora.peft_config()), tokenizer
 
     def loss(self, model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        from adapters.train import answer_loss
+        from adapters.training.common import answer_loss
 
         return answer_loss(model, batch)
 
 
 class UnslothBackend(TrainingBackend):
-    """Unsloth's own loading and kernels (`adapters.unsloth_backend`), on a CUDA GPU with `unsloth` installed."""
+    """Unsloth's own loading and kernels (`adapters.training.unsloth_backend`), on a CUDA GPU with unsloth."""
 
     name = "unsloth"
     label = "Unsloth"
@@ -114,12 +114,12 @@ class UnslothBackend(TrainingBackend):
         return None
 
     def load(self, spec: TrainSpec) -> tuple[Any, Any]:
-        from adapters.unsloth_backend import load_unsloth
+        from adapters.training.unsloth_backend import load_unsloth
 
         return load_unsloth(spec.base_model, spec.lora, spec.fit)
 
     def loss(self, model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        from adapters.unsloth_backend import model_loss
+        from adapters.training.unsloth_backend import model_loss
 
         return model_loss(model, batch)
 

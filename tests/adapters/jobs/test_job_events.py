@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-import adapters.job_view
-from adapters.job import EVENTS, EventLog, JobSpec, read_events
-from adapters.job_events import (
+import adapters.jobs.view
+from adapters.jobs.events import (
     EVENT_TYPES,
     BackendChosen,
     DatasetRead,
@@ -32,9 +31,10 @@ from adapters.job_events import (
     last_done,
     parse_event,
 )
-from adapters.job_manager import FINAL, JobManager, new_job_id, read_final
-from adapters.job_process import JobProcess, process_alive, process_start, record_process, same_process
-from adapters.job_view import job_view
+from adapters.jobs.manager import FINAL, JobManager, new_job_id, read_final
+from adapters.jobs.process import JobProcess, process_alive, process_start, record_process, same_process
+from adapters.jobs.run import EVENTS, EventLog, JobSpec, read_events
+from adapters.jobs.view import job_view
 from adapters.registry import AdapterInfo, AdapterRegistry
 from playground.finetune import FinetuneService
 from playground.roles import Caller
@@ -142,7 +142,7 @@ def test_an_old_format_events_file_is_read(tmp_path):
 
 def test_a_cut_last_line_is_skipped_with_a_warning(tmp_path, caplog):
     job_dir = _job_dir(tmp_path, events=OLD_EVENTS.splitlines()[0] + "\n" + OLD_EVENTS.splitlines()[1][:40])
-    with caplog.at_level(logging.WARNING, logger="adapters.job_events"):
+    with caplog.at_level(logging.WARNING, logger="adapters.jobs.events"):
         events = read_events(job_dir)
     assert [e.kind for e in events] == ["state"]
     assert "malformed" in caplog.text
@@ -249,7 +249,7 @@ def _counting(monkeypatch) -> list[str]:
     """Records each read of a job's events or of the registry made by this thread (the supervisor's are its own)."""
     reads: list[str] = []
     me = threading.current_thread()
-    read_events, listing = adapters.job_view.read_events, AdapterRegistry.list
+    read_events, listing = adapters.jobs.view.read_events, AdapterRegistry.list
 
     def counted_events(job_dir):
         if threading.current_thread() is me:
@@ -261,7 +261,7 @@ def _counting(monkeypatch) -> list[str]:
             reads.append("registry")
         return listing(self, *args, **kwargs)
 
-    monkeypatch.setattr(adapters.job_view, "read_events", counted_events)
+    monkeypatch.setattr(adapters.jobs.view, "read_events", counted_events)
     monkeypatch.setattr(AdapterRegistry, "list", counted_listing)
     return reads
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adapters.job import FINAL_STATES, JobSpec, read_events
-from adapters.job_events import DatasetRead, Done
+from adapters.jobs.events import DatasetRead, Done
+from adapters.jobs.run import FINAL_STATES, JobSpec, read_events
 
 
 @dataclass

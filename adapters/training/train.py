@@ -1,6 +1,6 @@
-"""Training a LoRA adapter with a registered backend (`adapters.training_backends`), and the settings presets.
+"""Training a LoRA adapter with a registered backend (`adapters.training.backends`), and the settings presets.
 
-Every backend trains through the same loop (`adapters.trainer_loop`), reports the same events, and writes a
+Every backend trains through the same loop (`adapters.training.loop`), reports the same events, and writes a
 standard PEFT adapter directory that `PeftModel.from_pretrained` loads. transformers is not imported here at module
 level, so a job that picks Unsloth imports it before transformers, as Unsloth asks.
 """
@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from adapters.datasets import ChatExample
 from adapters.errors import UserError
-from adapters.job_events import JobEvent, Saved
-from adapters.train import FitSettings, LoraSettings, tokenize_examples, use_bf16
-from adapters.training_backends import BACKENDS, BackendChoice, BackendUnavailable, choose_backend
+from adapters.jobs.events import JobEvent, Saved
+from adapters.training.backends import BACKENDS, BackendChoice, BackendUnavailable, choose_backend
+from adapters.training.common import FitSettings, LoraSettings, tokenize_examples, use_bf16
 
 __all__ = [
     "BACKENDS",
@@ -81,7 +81,7 @@ def train(
     `should_stop()` is asked after every step; when it says yes, training ends there and the adapter saved so far
     is usable (status "cancelled").
     """
-    from adapters.trainer_loop import build_trainer, run_loop
+    from adapters.training.loop import build_trainer, run_loop
 
     if not spec.train:
         raise UserError("no training examples")

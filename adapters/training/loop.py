@@ -21,8 +21,8 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from adapters.datasets import IGNORE_INDEX
-from adapters.job_events import Eval, JobEvent, Step
-from adapters.train import FitSettings, TokenizedExample, _collate
+from adapters.jobs.events import Eval, JobEvent, Step
+from adapters.training.common import FitSettings, TokenizedExample, _collate
 
 LossFn = Callable[[Any, dict[str, torch.Tensor]], torch.Tensor]
 

@@ -68,8 +68,8 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
     from peft import PeftModel
     from transformers import PreTrainedModel
 
-    from adapters import trainer_loop
-    from adapters.job_events import Step
+    from adapters.jobs.events import Step
+    from adapters.training import loop as trainer_loop
 
     models: list = []
     losses: list[list[float]] = []

@@ -1,6 +1,6 @@
 """Unsloth's model loading and LoRA wrapping, for CUDA machines with `unsloth` installed.
 
-Only the Unsloth backend of `adapters.training_backends` imports this module, when a job loads its model after
+Only the Unsloth backend of `adapters.training.backends` imports this module, when a job loads its model after
 `choose_backend` found a CUDA GPU and a working `unsloth`: Unsloth raises at import on a machine without one.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from adapters.train import FitSettings, LoraSettings
+from adapters.training.common import FitSettings, LoraSettings
 
 
 def load_unsloth(base_model: str, lora: LoraSettings, fit: FitSettings) -> tuple[Any, Any]:

@@ -1,6 +1,6 @@
 """What every training run shares: the LoRA and fit settings, tokenised examples and their batches, the answer loss.
 
-The loop itself is `adapters.trainer_loop`, for user fine-tunes and the demo model's build alike.
+The loop itself is `adapters.training.loop`, for user fine-tunes and the demo model's build alike.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
 KB_DIR = SAMPLE_DATA / "knowledge_base"
 TRAIN_PATH = SAMPLE_DATA / "finetune" / "train.jsonl"
 EVAL_PATH = SAMPLE_DATA / "eval" / "questions.jsonl"

@@ -113,7 +113,7 @@ def test_build_a_dataset_from_documents_review_and_use_it(browser, url):
 
 
 def test_the_backend_selector_says_what_each_choice_does_here(browser, url):
-    from adapters.training_backends import BACKENDS, describe
+    from adapters.training.backends import BACKENDS, describe
 
     context, page = _open(browser, url)
     assert page.locator("#ft-backend-choice").is_visible()

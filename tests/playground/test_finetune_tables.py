@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from adapters.job_view import JobView
+from adapters.jobs.view import JobView
 from playground.config import SAMPLE_DATA
 from playground.finetune import (
     ADAPTER_HEADERS,

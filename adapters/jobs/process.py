@@ -56,7 +56,7 @@ def is_job_process(pid: int, job_id: str) -> bool:
         return False
     except psutil.AccessDenied:  # cannot tell: trust the pid
         return True
-    return "adapters.job" in command and job_id in command
+    return "adapters.jobs.run" in command and job_id in command
 
 
 @dataclass(frozen=True)

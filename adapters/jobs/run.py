@@ -1,7 +1,7 @@
-"""One fine-tuning job, as its own process: `python -m adapters.job JOB_DIR`.
+"""One fine-tuning job, as its own process: `python -m adapters.jobs.run JOB_DIR`.
 
 The job folder holds `spec.json` (what to train) and gets `events.jsonl`: one JSON object per line, flushed as it
-happens (the typed events of `adapters.job_events`), which the app tails to draw progress and losses.
+happens (the typed events of `adapters.jobs.events`), which the app tails to draw progress and losses.
 A file named `cancel` in the folder asks the job to stop after the current step; it then saves the adapter,
 registered as incomplete. The CLI runs the same `run_job` in its own process. Run as a module, the process also
 logs `orphaned` if the app that started it stops first.
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.files import atomic_write_json
-from adapters.job_events import BackendChosen, DatasetRead, Done, JobEvent, Orphaned, StateChanged, parse_lines
+from adapters.jobs.events import BackendChosen, DatasetRead, Done, JobEvent, Orphaned, StateChanged, parse_lines
 
 SPEC, EVENTS, CANCEL = "spec.json", "events.jsonl", "cancel"
 FINAL_STATES = ("completed", "cancelled", "failed")
@@ -111,9 +111,9 @@ def run_job(job_dir: Path, echo: Callable[[JobEvent], None] | None = None) -> Do
 
 
 def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
-    from adapters.backends import PRESETS, TrainSpec, choose_backend, train
     from adapters.datasets import load_dataset, split_holdout
     from adapters.registry import AdapterInfo, AdapterRegistry
+    from adapters.training.train import PRESETS, TrainSpec, choose_backend, train
 
     data_path = Path(spec.dataset)
     loaded = load_dataset(data_path, spec.dataset_format)
@@ -194,7 +194,7 @@ def note_when_orphaned(job_dir: Path, every_s: float = 0.5) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m adapters.job JOB_DIR")
+        raise SystemExit("usage: python -m adapters.jobs.run JOB_DIR")
     note_when_orphaned(Path(sys.argv[1]))
     final = run_job(Path(sys.argv[1]))
     raise SystemExit(0 if final.state != "failed" else 1)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
-    from adapters.job_view import JobView
+    from adapters.jobs.view import JobView
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from adapters.job import EVENTS, JobSpec
-from adapters.job_manager import APP_STOPPED, FINAL, JobManager, new_job_id
-from adapters.job_process import PROCESS, process_start
-from adapters.job_view import JobView
+from adapters.jobs.manager import APP_STOPPED, FINAL, JobManager, new_job_id
+from adapters.jobs.process import PROCESS, process_start
+from adapters.jobs.run import EVENTS, JobSpec
+from adapters.jobs.view import JobView
 from adapters.registry import AdapterRegistry
 from playground.config import PROJECT_ROOT, SAMPLE_DATA
 

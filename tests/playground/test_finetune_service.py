@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.job_manager import run_here
+from adapters.jobs.manager import run_here
 from adapters.registry import AdapterInfo
 from adapters.resolver import ResolvedModel
 from playground.compare import CompareOptions
@@ -111,7 +111,7 @@ def test_the_settings_form_round_trips_a_preset(preset):
     """What a preset puts in the inputs comes back from a launch as the same LoRA and fit settings."""
     from dataclasses import replace
 
-    from adapters.backends import PRESETS
+    from adapters.training.train import PRESETS
     from playground.ui.finetune import setting_overrides, setting_values
 
     lora, fit = PRESETS[preset]
@@ -126,7 +126,7 @@ def test_the_settings_form_round_trips_a_preset(preset):
 def test_every_form_input_is_a_settings_field_named_once():
     from dataclasses import fields
 
-    from adapters.train import FitSettings, LoraSettings
+    from adapters.training.common import FitSettings, LoraSettings
     from playground.ui.finetune import SETTING_INPUTS
 
     assert all(s.field in {f.name for f in fields(s.owner)} for s in SETTING_INPUTS)

@@ -109,7 +109,7 @@ def test_finetune_json(runtime, home):
 
 def test_finetune_progress_lines():
     """Each event the job logs is one line; a type the CLI has no words for prints as its JSON."""
-    from adapters.job_events import Step, UnknownEvent
+    from adapters.jobs.events import Step, UnknownEvent
     from playground.__main__ import _progress_line
 
     step = Step(time=1.0, step=2, total_steps=8, loss=1.25, learning_rate=1e-4, tokens_per_s=300.4, eta_s=12.2)

@@ -1,7 +1,7 @@
 """Fine-tuning jobs: a queue that trains one job at a time, each in its own process, with its history on disk.
 
 Every job has a folder under PLAYGROUND_HOME/jobs: `spec.json`, the `events.jsonl` its process writes, `pid` and
-`process.json` (`adapters.job_process`), and `final.json` once an app has seen it end. The leading manager watches
+`process.json` (`adapters.jobs.process`), and `final.json` once an app has seen it end. The leading manager watches
 every unfinished job's process, whoever started it (its own child, or the CLI running a job in its own process):
 one that ended without a `done` event is marked failed with the reason within a second, and its staging folder is
 removed. A restart of the app re-attaches to a job process that is still running, fails those that ended
@@ -28,17 +28,17 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from adapters.files import atomic_write_json
-from adapters.job import CANCEL, EVENTS, SPEC, JobSpec, read_events, run_job
-from adapters.job_events import Done, JobEvent, Orphaned, last_done, parse_event
-from adapters.job_process import PID, JobProcess, process_alive, read_pid, read_process, record_process
-from adapters.job_view import JobView, job_view
+from adapters.jobs.events import Done, JobEvent, Orphaned, last_done, parse_event
+from adapters.jobs.process import PID, JobProcess, process_alive, read_pid, read_process, record_process
+from adapters.jobs.run import CANCEL, EVENTS, SPEC, JobSpec, read_events, run_job
+from adapters.jobs.view import JobView, job_view
 from adapters.registry import AdapterRegistry, safe_adapter_name
 from adapters.resolver import ResolvedModel
 
 FINAL, LEADER = "final.json", ".leader"
 POLL_S = 0.5
 APP_STOPPED = "the app stopped while this job ran; its process is gone and no adapter was saved"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]  # where a job process imports `adapters` from
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # where a job process imports `adapters` from
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ class JobManager:
         job_dir = self.root / job_id
         with (job_dir / "output.log").open("ab") as output:
             self._process = subprocess.Popen(
-                [self.python, "-m", "adapters.job", str(job_dir)],
+                [self.python, "-m", "adapters.jobs.run", str(job_dir)],
                 cwd=PROJECT_ROOT,
                 stdout=output,
                 stderr=subprocess.STDOUT,
