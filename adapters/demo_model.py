@@ -405,24 +405,50 @@ def _new_model(spec: DemoSpec, tokenizer):
     return model
 
 
+SHIPPED = Path(__file__).resolve().parent / "demo_weights"  # a built model kept in the repository, used when it fits
+
+
+def build_key(spec: DemoSpec, corpus: DemoCorpus) -> str:
+    """What the model depends on: the builder, its spec, and the corpus (documents, fine-tuning set, prompt)."""
+    return hashlib.sha256(f"{BUILDER_VERSION}{asdict(spec)}{corpus.digest()}".encode()).hexdigest()[:12]
+
+
 def cache_dir(home: Path, spec: DemoSpec, corpus: DemoCorpus) -> Path:
-    key = hashlib.sha256(f"{BUILDER_VERSION}{asdict(spec)}{corpus.digest()}".encode()).hexdigest()[:12]
-    return home / "models" / f"demo-{key}"
+    return home / "models" / f"demo-{build_key(spec, corpus)}"
+
+
+def _read(folder: Path) -> DemoModel | None:
+    info_file = folder / "build_info.json"
+    if not info_file.exists():
+        return None
+    return DemoModel(folder / "base", folder / "adapter", json.loads(info_file.read_text()))
+
+
+def shipped(spec: DemoSpec, corpus: DemoCorpus) -> DemoModel | None:
+    """The model kept in the repository, when it was built from exactly this spec and corpus."""
+    found = _read(SHIPPED)
+    return found if found is not None and found.info.get("key") == build_key(spec, corpus) else None
 
 
 def load_or_build(
-    home: Path, corpus: DemoCorpus, spec: DemoSpec = DemoSpec(), log: Callable[[str], None] = logger.info
+    home: Path,
+    corpus: DemoCorpus,
+    spec: DemoSpec = DemoSpec(),
+    log: Callable[[str], None] = logger.info,
+    rebuild: bool = False,
 ) -> DemoModel:
-    """Return the cached demo model for this corpus and spec, building it first if needed."""
-    target = cache_dir(home, spec, corpus)
-    info_file = target / "build_info.json"
-    if info_file.exists():
-        return DemoModel(target / "base", target / "adapter", json.loads(info_file.read_text()))
+    """The repository's model when it fits, else the cached one, else a new build (cached). `rebuild` builds anew;
+    with the default spec it also replaces the repository's copy (`prepare --rebuild-demo`)."""
+    if not rebuild and (found := shipped(spec, corpus) or _read(cache_dir(home, spec, corpus))) is not None:
+        return found
+    target = SHIPPED if rebuild and spec == DemoSpec() else cache_dir(home, spec, corpus)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Build beside the target and rename at the end, so a crash never leaves half a model.
     work = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
         build(work, corpus, spec, log)
+        if rebuild and target.exists():
+            shutil.rmtree(target)
         try:
             os.rename(work, target)
         except OSError:  # another process finished first; keep its copy
@@ -430,7 +456,10 @@ def load_or_build(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return DemoModel(target / "base", target / "adapter", json.loads(info_file.read_text()))
+    found = _read(target)
+    if found is None:  # build() writes build_info.json last
+        raise RuntimeError(f"the demo model build left no build_info.json in {target}")
+    return found
 
 
 def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], None] = logger.info) -> dict:
@@ -507,6 +536,7 @@ def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], No
     )
     adapter_report = train(adapter_spec, choose_backend("transformers"), _progress(log, "adapter"))
     info = {
+        "key": build_key(spec, corpus),
         "name": DEMO_MODEL_NAME,
         "adapter": DEMO_ADAPTER_NAME,
         "builder_version": BUILDER_VERSION,

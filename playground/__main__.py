@@ -79,7 +79,12 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--questions", help="JSONL with question, answer, fact, source (default: the sample set)")
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
     evaluate.add_argument("--json", action="store_true")
-    commands.add_parser("prepare", parents=[common], help="build the demo model and the index, then exit")
+    prepare = commands.add_parser("prepare", parents=[common], help="build the demo model and the index, then exit")
+    prepare.add_argument(
+        "--rebuild-demo",
+        action="store_true",
+        help="train the demo model anew (seeded) and replace the shipped copy; prints its build figures",
+    )
     index = commands.add_parser("index", parents=[common], help="add files or folders to the knowledge base")
     index.add_argument("paths", nargs="+", type=Path)
     index.add_argument("--json", action="store_true", help="one {file, status, chunks, error} per file")
@@ -107,7 +112,10 @@ def parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings().with_overrides(
-        home=Path(args.home) if args.home else None, base_model=args.base_model, adapter=args.adapter
+        home=Path(args.home) if args.home else None,
+        base_model=args.base_model,
+        adapter=args.adapter,
+        rebuild_demo=getattr(args, "rebuild_demo", False) or None,
     )
 
 
@@ -327,7 +335,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from None
 
     if args.command == "prepare":
-        _log(json.dumps({"model": runtime.model.__dict__, "startup": runtime.startup}))
+        built = {"demo_build": runtime.demo_build} if runtime.demo_build else {}
+        _log(json.dumps({"model": runtime.model.__dict__, "startup": runtime.startup, **built}))
         return 0
     if args.command == "serve":
         from playground.app import build_app, launch

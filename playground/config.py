@@ -86,5 +86,7 @@ class Settings:
     # Comparisons that run at once: the engine generates for one at a time, a second prepares its retrieval.
     concurrency: int = field(default_factory=lambda: _env_int("PLAYGROUND_CONCURRENCY", 2))
 
+    rebuild_demo: bool = False  # `prepare --rebuild-demo`: build the demo model anew (and the shipped copy)
+
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -55,6 +55,7 @@ class Runtime:
     workspaces: Workspaces
     reranker: RerankerChoice
     startup: dict[str, float] = field(default_factory=dict)
+    demo_build: dict = field(default_factory=dict)  # the demo model's build figures, when it answers
 
     @cached_property
     def shared_sources(self) -> list[str]:
@@ -110,7 +111,8 @@ def _resolve_base(settings: Settings, timings: dict[str, float]) -> _Base:
     def build_demo() -> tuple[Path, str]:
         corpus = demo_model.DemoCorpus(chunks_of(store), load_chat_jsonl(settings.finetune_data), rag_messages)
         began = time.perf_counter()
-        demo = demo_model.load_or_build(settings.home, corpus, demo_model.DEMO_SIZES[settings.demo_size])
+        spec = demo_model.DEMO_SIZES[settings.demo_size]
+        demo = demo_model.load_or_build(settings.home, corpus, spec, rebuild=settings.rebuild_demo)
         _timed(timings, "demo_model_s", began)
         demo_built.append(demo)
         return demo.base_path, demo_model.DEMO_MODEL_NAME
@@ -165,7 +167,8 @@ def start(settings: Settings) -> Runtime:
     pipeline.warm_up()
     _timed(timings, "pipeline_warm_up_s", started)
     model = ModelInfo(base.name, base.source, adapter_name, base.note, str(base.path))
-    return Runtime(settings, engine, embedder, shared, pipeline, model, workspaces, reranker, timings)
+    demo_build = resolved.demo.info if resolved.demo is not None else {}
+    return Runtime(settings, engine, embedder, shared, pipeline, model, workspaces, reranker, timings, demo_build)
 
 
 def _check_store_settings(settings: Settings) -> None:

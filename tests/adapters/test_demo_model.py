@@ -110,3 +110,27 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (tmp_path / "adapter").iterdir()}
     assert (tmp_path / "base" / "config.json").is_file() and not (tmp_path / ".trainer").exists()
     assert "demo model: base model, copying step 30/30" in "\n".join(messages)
+
+
+def test_a_kept_model_is_used_only_when_built_from_this_spec_and_corpus(tmp_path, monkeypatch):
+    folder = tmp_path / "demo_weights"
+    (folder / "base").mkdir(parents=True)
+    (folder / "adapter").mkdir()
+    monkeypatch.setattr(demo_model, "SHIPPED", folder)
+    spec, taught = demo_model.DEMO_SIZES["tiny"], corpus()
+    (folder / "build_info.json").write_text(json.dumps({"key": "built-from-something-else"}))
+    assert demo_model.shipped(spec, taught) is None
+    (folder / "build_info.json").write_text(json.dumps({"key": demo_model.build_key(spec, taught)}))
+    found = demo_model.load_or_build(tmp_path / "home", taught, spec)  # nothing is built: the kept copy fits
+    assert found.base_path == folder / "base" and not (tmp_path / "home").exists()
+    assert demo_model.build_key(replace(spec, seed=1), taught) != demo_model.build_key(spec, taught)
+
+
+def test_rebuild_builds_anew_and_leaves_the_kept_model_alone_for_another_spec(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo_model, "SHIPPED", tmp_path / "demo_weights")
+    spec = replace(demo_model.DEMO_SIZES["tiny"], copy_steps=1, window_steps=1, base_steps=1, adapter_epochs=0.05)
+    taught = demo_model.DemoCorpus(CHUNKS, load_chat_jsonl(SAMPLE_DATA / "finetune" / "train.jsonl")[:16], rag_messages)
+    first = demo_model.load_or_build(tmp_path / "home", taught, spec)
+    again = demo_model.load_or_build(tmp_path / "home", taught, spec, rebuild=True)
+    assert first.base_path == again.base_path and again.info["key"] == demo_model.build_key(spec, taught)
+    assert not (tmp_path / "demo_weights").exists()  # only the default spec replaces the kept copy

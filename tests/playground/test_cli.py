@@ -207,3 +207,11 @@ def test_a_device_that_is_not_there_is_one_line(runtime, home):
         timeout=600,
     )
     _one_line_error(done, "PLAYGROUND_DEVICE")
+
+
+def test_prepare_rebuild_demo_reaches_the_settings():
+    from playground.__main__ import _settings, parser
+
+    args = parser().parse_args(["prepare", "--rebuild-demo"])
+    assert _settings(args).rebuild_demo is True
+    assert _settings(parser().parse_args(["prepare"])).rebuild_demo is False

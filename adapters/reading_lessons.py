@@ -1,0 +1,505 @@
+"""Synthetic reading lessons for the offline demo model: invented documents, questions whose answer only those
+documents hold, and answers that say the fact's sentence back.
+
+Every product, store, person, number and unit is invented per lesson, and the retrieved context also holds
+distractor documents about other entities of the same kind with the same attributes (other prices, other
+weights), in random order. So the only way to answer right is to find the entity and the attribute the question
+names in the context and copy that sentence: the model learns to read, and no fact of the sample knowledge base
+can be learnt from these lessons (a test checks that no invented name is one of the sample documents').
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+Chunk = tuple[str, str]  # (source file name, text), as the RAG prompt shows a retrieved chunk
+RagMessages = Callable[[str, Sequence[Chunk]], list[dict[str, str]]]
+
+_FIRST = [
+    "Amber",
+    "Arrow",
+    "Birch",
+    "Bluff",
+    "Boulder",
+    "Bramble",
+    "Brook",
+    "Cedar",
+    "Cinder",
+    "Cirrus",
+    "Cobalt",
+    "Comet",
+    "Copper",
+    "Coral",
+    "Crest",
+    "Cypress",
+    "Dawn",
+    "Delta",
+    "Drift",
+    "Dune",
+    "Echo",
+    "Falcon",
+    "Fjord",
+    "Flint",
+    "Frost",
+    "Garnet",
+    "Gale",
+    "Glade",
+    "Harbor",
+    "Hawk",
+    "Heron",
+    "Hollow",
+    "Horizon",
+    "Indigo",
+    "Iris",
+    "Jasper",
+    "Kestrel",
+    "Lagoon",
+    "Larch",
+    "Lumen",
+    "Lynx",
+    "Maple",
+    "Marsh",
+    "Meadow",
+    "Mesa",
+    "Mist",
+    "Nimbus",
+    "Nova",
+    "Oak",
+    "Onyx",
+    "Orbit",
+    "Osprey",
+    "Pebble",
+    "Prairie",
+    "Quartz",
+    "Quill",
+    "Raven",
+    "Reed",
+    "Ridge",
+    "River",
+    "Rowan",
+    "Sable",
+    "Sierra",
+    "Sparrow",
+    "Spruce",
+    "Stone",
+    "Storm",
+    "Sumac",
+    "Tahoe",
+    "Talon",
+    "Terra",
+    "Thistle",
+    "Timber",
+    "Tundra",
+    "Vale",
+    "Vista",
+    "Willow",
+    "Wren",
+    "Yarrow",
+    "Zephyr",
+]
+_SECOND = [
+    "Peak",
+    "Pass",
+    "Line",
+    "Run",
+    "Crest",
+    "Ridge",
+    "Path",
+    "Field",
+    "Rock",
+    "Wind",
+    "Light",
+    "Fall",
+    "Loop",
+    "Camp",
+    "Hill",
+    "Fork",
+]
+_KINDS = (
+    "tent", "jacket", "stove", "backpack", "sleeping bag", "headlamp", "water filter", "kayak", "lantern", "boots",
+    "trekking poles", "hammock", "cooler", "camp chair", "daypack", "rain shell", "bike rack", "snowshoes",
+)  # fmt: skip
+_COLORS = [
+    "Lichen Green",
+    "Storm Blue",
+    "Desert Clay",
+    "Frost White",
+    "Poppy Red",
+    "Dusk Purple",
+    "Sand",
+    "Basil",
+    "Ochre",
+]
+_STREETS = [
+    "Main",
+    "Harbor",
+    "Mill",
+    "Orchard",
+    "Ridge",
+    "River",
+    "Valley",
+    "Willow",
+    "Elm",
+    "Poplar",
+    "Meadowlark",
+    "Foundry",
+]
+_PEOPLE_FIRST = [
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kira",
+    "Liam",
+    "Maya",
+    "Nils",
+    "Omar",
+    "Priya",
+    "Rosa",
+    "Sam",
+    "Tara",
+]
+_PEOPLE_LAST = [
+    "Alvarez",
+    "Brooks",
+    "Chen",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Moreau",
+    "Novak",
+]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+
+def _price(rng: random.Random) -> str:
+    dollars = rng.choice([rng.randint(5, 99), rng.randint(100, 999), rng.randint(1000, 2400)])
+    return f"${dollars:,}" if rng.random() < 0.8 else f"${dollars:,}.{rng.choice(['99', '95', '50'])}"
+
+
+def _weight(rng: random.Random) -> str:
+    return rng.choice(
+        [
+            f"{rng.randint(1, 14)} lb {rng.randint(1, 15)} oz",
+            f"{rng.randint(2, 98) / 10:g} kg",
+            f"{rng.randint(80, 990)} g",
+        ]
+    )
+
+
+def _time(rng: random.Random) -> str:
+    return f"{rng.randint(6, 11)}:{rng.choice(['00', '15', '30', '45'])} AM"
+
+
+def _date(rng: random.Random) -> str:
+    return f"{rng.choice(_MONTHS)} {rng.randint(1, 28)}, {rng.randint(2024, 2028)}"
+
+
+def _phone(rng: random.Random) -> str:
+    return f"({rng.randint(200, 989)}) {rng.randint(200, 989)}-{rng.randint(1000, 9999)}"
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One kind of fact: how to invent a value, the sentences that state it, and the questions that ask for it."""
+
+    name: str
+    value: Callable[[random.Random], str]
+    sentences: tuple[str, ...]  # "{e}" is the entity, "{v}" the value
+    questions: tuple[str, ...]
+
+
+PRODUCT_ATTRIBUTES = (
+    Attribute(
+        "price",
+        _price,
+        (
+            "The {e} costs {v}.",
+            "The {e} is priced at {v}.",
+            "The {e} sells for {v}.",
+            "The regular price of the {e} is {v}.",
+        ),
+        (
+            "How much does the {e} cost?",
+            "What is the price of the {e}?",
+            "What does the {e} cost?",
+            "How much is the {e}?",
+            "What is the regular price of the {e}?",
+        ),
+    ),
+    Attribute(
+        "weight",
+        _weight,
+        ("The {e} weighs {v}.", "The {e} has a packed weight of {v}.", "The {e} has a weight of {v}."),
+        (
+            "How much does the {e} weigh?",
+            "What is the weight of the {e}?",
+            "How heavy is the {e}?",
+            "What does the {e} weigh?",
+        ),
+    ),
+    Attribute(
+        "warranty",
+        lambda rng: f"{rng.randint(1, 10)}-year",
+        ("The {e} is covered by a {v} warranty.", "The {e} comes with a {v} warranty against defects."),
+        (
+            "What warranty does the {e} have?",
+            "How long is the warranty on the {e}?",
+            "How many years of warranty does the {e} come with?",
+        ),
+    ),
+    Attribute(
+        "color",
+        lambda rng: rng.choice(_COLORS),
+        ("The {e} comes in one color called {v}.", "The {e} is sold in a color called {v}."),
+        ("What color does the {e} come in?", "Which color is the {e} sold in?"),
+    ),
+    Attribute(
+        "capacity",
+        lambda rng: rng.choice([f"{rng.randint(1, 8)} people", f"{rng.randint(5, 95)} liters"]),
+        ("The {e} holds {v}.", "The {e} has a capacity of {v}."),
+        ("What is the capacity of the {e}?", "How much does the {e} hold?"),
+    ),
+    Attribute(
+        "setup",
+        lambda rng: f"{rng.randint(2, 45)} minutes",
+        ("The {e} takes about {v} to set up.", "Setting up the {e} takes about {v}."),
+        ("How long does the {e} take to set up?", "How many minutes does it take to set up the {e}?"),
+    ),
+    Attribute(
+        "rating",
+        lambda rng: f"{rng.randint(1, 30) * 1000:,} mm",
+        ("The {e} has a waterproof rating of {v}.", "The {e} is rated waterproof to {v}."),
+        ("What waterproof rating does the {e} have?", "How waterproof is the {e}?"),
+    ),
+    Attribute(
+        "size",
+        lambda rng: rng.choice([f"{rng.randint(12, 90)} inches", f"{rng.randint(20, 95)} square feet"]),
+        ("The {e} measures {v}.", "The size of the {e} is {v}."),
+        ("How big is the {e}?", "What size is the {e}?", "What does the {e} measure?"),
+    ),
+    Attribute(
+        "runtime",
+        lambda rng: f"{rng.randint(3, 160)} hours",
+        ("The {e} runs for {v} on one charge.", "The battery of the {e} lasts {v}."),
+        ("How long does the {e} run on one charge?", "How long does the battery of the {e} last?"),
+    ),
+)
+
+STORE_ATTRIBUTES = (
+    Attribute(
+        "address",
+        lambda rng: f"{rng.randint(10, 4999)} {rng.choice(_STREETS)} Street",
+        ("The {e} is located at {v}.", "The address of the {e} is {v}."),
+        ("Where is the {e}?", "What is the address of the {e}?", "On which street is the {e}?"),
+    ),
+    Attribute(
+        "phone",
+        _phone,
+        ("The phone number of the {e} is {v}.", "You can call the {e} at {v}."),
+        ("What is the phone number of the {e}?", "How can I call the {e}?"),
+    ),
+    Attribute(
+        "opening",
+        _time,
+        ("The {e} opens at {v} every day.", "The {e} opens its doors at {v}."),
+        ("What time does the {e} open?", "When does the {e} open?"),
+    ),
+    Attribute(
+        "manager",
+        lambda rng: f"{rng.choice(_PEOPLE_FIRST)} {rng.choice(_PEOPLE_LAST)}",
+        ("The {e} is managed by {v}.", "The manager of the {e} is {v}."),
+        ("Who manages the {e}?", "Who is the manager of the {e}?"),
+    ),
+    Attribute(
+        "opened",
+        _date,
+        ("The {e} first opened on {v}.", "The {e} opened on {v}."),
+        ("When did the {e} open?", "On what date did the {e} first open?"),
+    ),
+    Attribute(
+        "discount",
+        lambda rng: f"{rng.randint(2, 12) * 5}%",
+        ("Members get {v} off at the {e}.", "The {e} gives members {v} off."),
+        ("What discount do members get at the {e}?", "How much off do members get at the {e}?"),
+    ),
+    Attribute(
+        "returns",
+        lambda rng: f"{rng.choice([14, 21, 30, 45, 60, 90, 100, 365])} days",
+        ("The {e} accepts returns within {v}.", "Returns at the {e} are accepted within {v} of purchase."),
+        ("How many days do I have to return an item to the {e}?", "What is the return window at the {e}?"),
+    ),
+)
+
+
+PROGRAM_ATTRIBUTES = (
+    Attribute(
+        "fee",
+        _price,
+        ("The {e} costs {v} per day.", "Joining the {e} costs {v}.", "The fee for the {e} is {v}."),
+        ("How much does the {e} cost?", "What is the fee for the {e}?", "What does it cost to join the {e}?"),
+    ),
+    Attribute(
+        "countries",
+        lambda rng: f"{rng.randint(3, 90)} countries",
+        ("The {e} ships to {v}.", "The {e} is available in {v}."),
+        ("How many countries does the {e} ship to?", "In how many countries is the {e} available?"),
+    ),
+    Attribute(
+        "points",
+        lambda rng: f"{rng.randint(1, 10)} points",
+        ("The {e} gives {v} for every dollar spent.", "Members of the {e} earn {v} per dollar."),
+        ("How many points does the {e} give per dollar?", "How many points per dollar do members of the {e} earn?"),
+    ),
+    Attribute(
+        "minimum",
+        _price,
+        ("The {e} needs a minimum order of {v}.", "Orders over {v} qualify for the {e}."),
+        ("What is the minimum order for the {e}?", "How much do I need to spend for the {e}?"),
+    ),
+    Attribute(
+        "duration",
+        lambda rng: rng.choice(
+            [f"{rng.randint(2, 30)} days", f"{rng.randint(1, 12)} weeks", f"{rng.randint(1, 24)} months"]
+        ),
+        ("The {e} lasts {v}.", "The {e} runs for {v}."),
+        ("How long does the {e} last?", "How long does the {e} run?"),
+    ),
+    Attribute(
+        "contact",
+        lambda rng: f"{rng.choice(_PEOPLE_FIRST).lower()}@{rng.choice(_SECOND).lower()}mail.example",
+        ("Questions about the {e} go to {v}.", "The {e} can be reached by email at {v}."),
+        ("What is the email address of the {e}?", "How do I email the {e}?"),
+    ),
+)
+_PROGRAMS = ("program", "membership", "club", "plan", "service", "gift card", "workshop", "pass")
+_FILLERS = (
+    "The {e} is popular with weekend campers.",
+    "Staff recommend the {e} to first-time customers.",
+    "The {e} was reviewed by the gear team last season.",
+    "Many customers ask about the {e} in spring.",
+    "The {e} is described in more detail in the store guide.",
+)
+_HEADINGS = ("Details", "Key facts", "At a glance", "Specs", "What to know")
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str  # a file name, as retrieved chunks show it
+    entity: str
+    facts: dict[str, tuple[str, str]]  # attribute → (value, the sentence that states it)
+
+    fillers: tuple[str, ...] = ()
+    heading: str = ""
+
+    @property
+    def text(self) -> str:
+        """Laid out as the sample documents are: a title, plain sentences, a heading, one fact per line."""
+        return "\n".join(
+            [f"{self.entity[0].upper()}{self.entity[1:]}", "", *self.fillers, "", self.heading, ""]
+            + [sentence for _, sentence in self.facts.values()]
+        )
+
+
+@dataclass(frozen=True)
+class Lesson:
+    question: str
+    fact: str  # the value the answer must contain
+    answer: str  # the sentence of the context that states it
+    chunks: tuple[Chunk, ...]  # the answer's document among distractors, in retrieval order
+
+    def messages(self, rag_messages: RagMessages) -> list[dict[str, str]]:
+        """The exact conversation the RAG pipeline sends, with the answer as the assistant's turn."""
+        return [*rag_messages(self.question, self.chunks), {"role": "assistant", "content": self.answer}]
+
+
+def _entity(rng: random.Random, family: str) -> str:
+    name = f"{rng.choice(_FIRST)} {rng.choice(_SECOND)}" if rng.random() < 0.5 else rng.choice(_FIRST)
+    if family == "store":
+        return rng.choice([f"{name} store", f"{name} outlet", f"{name} rental desk", f"{name} repair shop"])
+    if family == "program":
+        return f"{name} {rng.choice(_PROGRAMS)}"
+    number = rng.choice(["", f" {rng.randint(1, 9)}", f" {rng.randint(2, 9) * 100}", f" X{rng.randint(1, 5)}"])
+    return f"{name}{number} {rng.choice(_KINDS)}"
+
+
+def _document(rng: random.Random, entity: str, attributes: Sequence[Attribute], count: int) -> Document:
+    facts = {}
+    for attribute in rng.sample(list(attributes), min(count, len(attributes))):
+        value = attribute.value(rng)
+        facts[attribute.name] = (value, rng.choice(attribute.sentences).format(e=entity, v=value))
+    source = entity.lower().replace(" ", "-") + rng.choice([".md", ".txt"])
+    fillers = tuple(f.format(e=entity) for f in rng.sample(_FILLERS, rng.randint(0, 2)))
+    return Document(source, entity, facts, fillers, rng.choice(_HEADINGS))
+
+
+FAMILIES = {"product": PRODUCT_ATTRIBUTES, "store": STORE_ATTRIBUTES, "program": PROGRAM_ATTRIBUTES}
+
+
+def lesson(rng: random.Random, distractors: int = 2) -> Lesson:
+    """One question over its document and `distractors` others of the same kind (most stating the same attribute
+    for another entity), shuffled as retrieval might rank them."""
+    family = rng.choices(list(FAMILIES), weights=[0.5, 0.25, 0.25])[0]
+    attributes = FAMILIES[family]
+    asked = rng.choice(attributes)
+    entities: list[str] = []
+    while len(entities) < distractors + 1:
+        if (candidate := _entity(rng, family)) not in entities:
+            entities.append(candidate)
+    documents = []
+    for index, entity in enumerate(entities):
+        document = _document(rng, entity, attributes, rng.randint(3, 7))
+        if asked.name not in document.facts and (index == 0 or rng.random() < 0.8):
+            value = asked.value(rng)
+            facts = {asked.name: (value, rng.choice(asked.sentences).format(e=entity, v=value)), **document.facts}
+            keys = list(facts)
+            rng.shuffle(keys)
+            document = Document(
+                document.source, entity, {k: facts[k] for k in keys}, document.fillers, document.heading
+            )
+        documents.append(document)
+    target = documents[0]
+    value, sentence = target.facts[asked.name]
+    question = rng.choice(asked.questions).format(e=target.entity)
+    rng.shuffle(documents)
+    return Lesson(question, value, sentence, tuple((d.source, d.text) for d in documents))
+
+
+def lessons(count: int, seed: int = 0, distractors: tuple[int, int] = (0, 2)) -> list[Lesson]:
+    """`count` lessons, seeded; each context holds the answer's document and 0–2 distractors (the RAG pipeline sends
+    top-k chunks, 3 by default)."""
+    rng = random.Random(seed)
+    return [lesson(rng, rng.randint(*distractors)) for _ in range(count)]
+
+
+def invented_words() -> set[str]:
+    """Every word an invented name, street, person or color is made of, for the test that keeps them apart from the
+    sample data's."""
+    parts = [*_FIRST, *_SECOND, *_STREETS, *_PEOPLE_FIRST, *_PEOPLE_LAST]
+    return set(parts) | {word for color in _COLORS for word in color.split()}
