@@ -35,8 +35,9 @@ import torch
 
 from adapters.datasets import ChatExample, tokenize_for_training
 from adapters.jobs.events import JobEvent, Step
+from adapters.training.backends import choose_backend
 from adapters.training.common import FitSettings, LoraSettings, TokenizedExample, answer_loss, use_bf16
-from adapters.training.train import TrainSpec, choose_backend, train
+from adapters.training.train import TrainSpec, train
 
 if TYPE_CHECKING:
     from adapters.training.loop import LoopReport

@@ -73,11 +73,9 @@ class AdapterRegistry:
             changed = 0
         return AdapterRegistry._writes, changed
 
-    def list(self, base_model: str | None = None) -> list[AdapterInfo]:
-        """Every registered adapter, newest first; only those trained on `base_model` when given."""
+    def list(self) -> list[AdapterInfo]:
+        """Every registered adapter, newest first (`trained_on` keeps those that fit the loaded base)."""
         found = [info for info in map(self._read, self._folders()) if info is not None]
-        if base_model is not None:
-            found = [info for info in found if info.base_model == base_model]
         return sorted(found, key=lambda info: info.created, reverse=True)
 
     def trained_on(self, base_name: str, base_path: str = "") -> list[AdapterInfo]:

@@ -113,7 +113,8 @@ def run_job(job_dir: Path, echo: Callable[[JobEvent], None] | None = None) -> Do
 def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
     from adapters.datasets import load_dataset, split_holdout
     from adapters.registry import AdapterInfo, AdapterRegistry
-    from adapters.training.train import PRESETS, TrainSpec, choose_backend, train
+    from adapters.training.backends import choose_backend
+    from adapters.training.train import PRESETS, TrainSpec, train
 
     data_path = Path(spec.dataset)
     loaded = load_dataset(data_path, spec.dataset_format)

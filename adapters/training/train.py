@@ -17,22 +17,8 @@ from typing import Any, Literal
 from adapters.datasets import ChatExample
 from adapters.errors import UserError
 from adapters.jobs.events import JobEvent, Saved
-from adapters.training.backends import BACKENDS, BackendChoice, BackendUnavailable, choose_backend
+from adapters.training.backends import BACKENDS, BackendChoice
 from adapters.training.common import FitSettings, LoraSettings, tokenize_examples, use_bf16
-
-__all__ = [
-    "BACKENDS",
-    "DEFAULT",
-    "PRESETS",
-    "QUICK_DEMO",
-    "BackendChoice",
-    "BackendUnavailable",
-    "TrainResult",
-    "TrainSpec",
-    "choose_backend",
-    "save_adapter",
-    "train",
-]
 
 # "quick demo": the small demo model learns the sample set's voice (held-out loss ~8 to ~1.5) in about 20 s on
 # 2 CPU cores, model load included; the high learning rate suits that tiny model. "default": common LoRA values.

@@ -32,8 +32,9 @@ import torch
 from adapters.datasets import ChatExample, load_chat_jsonl
 from adapters.errors import UserError
 from adapters.jobs.events import JobEvent, Step
+from adapters.training.backends import BACKENDS, BackendChoice, choose_backend
 from adapters.training.common import FitSettings, LoraSettings, tokenize_examples, use_bf16
-from adapters.training.train import BACKENDS, QUICK_DEMO, BackendChoice, TrainSpec, choose_backend, train
+from adapters.training.train import QUICK_DEMO, TrainSpec, train
 from playground.config import PROJECT_ROOT, SAMPLE_DATA, Settings
 
 TARGET_RATIO = 1.0

@@ -19,9 +19,18 @@ import torch
 from adapters.datasets import load_chat_jsonl
 from adapters.errors import UserError
 from adapters.training import train as backends
-from adapters.training.backends import BACKENDS, TrainingBackend, TransformersBackend, describe, preferences
+from adapters.training.backends import (
+    BACKENDS,
+    BackendChoice,
+    BackendUnavailable,
+    TrainingBackend,
+    TransformersBackend,
+    choose_backend,
+    describe,
+    preferences,
+)
 from adapters.training.common import FitSettings, LoraSettings
-from adapters.training.train import PRESETS, BackendChoice, BackendUnavailable, TrainSpec, choose_backend, train
+from adapters.training.train import PRESETS, TrainSpec, train
 from playground.__main__ import main, parser
 from playground.config import SAMPLE_DATA
 
@@ -246,7 +255,7 @@ def test_the_page_never_imports_unsloth(monkeypatch):
     import builtins
     import sys
 
-    from adapters.training.train import choose_backend
+    from adapters.training.backends import choose_backend
 
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a, **k: object() if name == "unsloth" else None)

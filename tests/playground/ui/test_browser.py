@@ -21,6 +21,13 @@ def _value(page, elem_id: str) -> str:
     return page.locator(f"#{elem_id} textarea").input_value()
 
 
+def _ask(page, question: str, answered_js: str) -> None:
+    """Types the question, asks, and waits until `answered_js` (a JavaScript predicate) holds."""
+    page.fill("#prompt textarea", question)
+    page.click("#ask")
+    page.wait_for_function(answered_js, timeout=120_000)
+
+
 def test_asking_fills_every_pane_while_streaming(page, runtime):
     # Record every distinct value the RAG pane takes, to see the answer arrive in pieces.
     page.evaluate(
@@ -35,11 +42,10 @@ def test_asking_fills_every_pane_while_streaming(page, runtime):
             tick();
         }"""
     )
-    page.fill("#prompt textarea", "What is the price of the Ridgeline 4 tent?")
-    page.click("#ask")
-    page.wait_for_function(
+    _ask(
+        page,
+        "What is the price of the Ridgeline 4 tent?",
         "() => document.querySelector('#metrics') && document.querySelector('#metrics').innerText.includes('Hybrid')",
-        timeout=120_000,
     )
     page.evaluate("() => { window.__stopWatching = true; }")
     for pane in ("answer-base", "answer-rag", "answer-finetuned", "answer-hybrid"):
@@ -77,12 +83,11 @@ def test_compare_api_endpoint(url):
 def test_retrieval_mode_from_the_page(page):
     page.get_by_text("Retrieval (what RAG and the hybrid read)").click()
     page.get_by_label("BM25 only").check()
-    page.fill("#prompt textarea", "How many days do I have to return an item?")
-    page.click("#ask")
-    page.wait_for_function(
+    _ask(
+        page,
+        "How many days do I have to return an item?",
         "() => document.querySelector('#chunks').innerText.includes('return-policy') "
         "&& document.querySelector('#metrics').innerText.includes('RAG')",
-        timeout=120_000,
     )
     page.wait_for_function("() => !document.querySelector('#chunks').innerText.includes('dense')", timeout=30_000)
     heads = page.locator("#chunks .chunk-head").all_inner_texts()
@@ -138,13 +143,12 @@ def test_pane_labels_name_the_chosen_adapter(browser, url, runtime):
         assert "adapter forward" in page.locator("#answer-hybrid").inner_text()
         assert "**forward**" not in page.locator("#model-banner").inner_text()
         assert "forward" in page.locator("#model-banner").inner_text()
-        page.fill("#prompt textarea", "Do you ship to Canada?")
-        page.click("#ask")
         # The arms finish in any order: wait for both adapter rows, not for one and then assert the other.
-        page.wait_for_function(
+        _ask(
+            page,
+            "Do you ship to Canada?",
             "() => ['Hybrid (adapter forward)', 'Fine-tuned (adapter forward)']"
             ".every(row => document.querySelector('#metrics').innerText.includes(row))",
-            timeout=120_000,
         )
         assert page.locator("#answer-finetuned textarea").input_value().strip()
     finally:
