@@ -1,17 +1,19 @@
-"""The offline demo model: a small Llama the product trains itself from its sample data.
+"""The offline demo model: a small Llama the product trains itself, which reads its context.
 
-Without network access no instruct model can be downloaded, so on first run the product builds
-(seeded, a few minutes on 2 CPU cores, cached):
+Without network access no instruct model can be downloaded, so the product brings its own, built by
+`python -m playground prepare --rebuild-demo` (seeded) and kept in the repository (`demo_weights/`):
 
-1. a byte-level BPE tokenizer with a chat template, trained on the sample texts;
-2. a small Llama base model trained to *read*: given retrieved chunks and a question, answer
-   with the sentence of the context that the question is about. Every number in a training
-   example is swapped for another number of the documents (the same swap within one example),
-   so the only way to get a price or a phone number right is to copy it from the context: the
-   base model learns to read, not the facts, and facts that only the documents hold stay
-   unknown to it without retrieval;
-3. a LoRA adapter trained on the sample fine-tuning set (no context), which teaches the brand
-   voice and the facts that set covers.
+1. a byte-level BPE tokenizer with a chat template, trained on the lessons below;
+2. a base model that learns to *read*: first to copy (spans of tokens said twice: the induction
+   mechanism every later step rests on), then to answer questions in the exact prompt the RAG
+   pipeline sends, half over invented documents among distractors (`reading_lessons`), half over
+   the knowledge base's chunks with every number swapped (`document_lessons`). In both the answer
+   is right only when copied from the context, so the model learns to read, not the facts;
+3. a LoRA adapter trained on the sample fine-tuning set exactly as a user's fine-tune, which teaches
+   the brand voice and the facts that set covers.
+
+The base model depends on this builder, its spec, the RAG prompt and the knowledge base; the adapter
+also on the fine-tuning set, so new fine-tuning data retrains the adapter (a minute), not the base.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import json
 import logging
 import os
 import random
-import re
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -33,8 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from adapters.datasets import ChatExample, tokenize_for_training
+from adapters.datasets import IGNORE_INDEX, ChatExample
+from adapters.document_lessons import document_lessons
 from adapters.jobs.events import JobEvent, Step
+from adapters.reading_lessons import lessons
 from adapters.training.backends import choose_backend
 from adapters.training.common import FitSettings, LoraSettings, TokenizedExample, answer_loss, use_bf16
 from adapters.training.train import TrainSpec, train
@@ -44,7 +48,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BUILDER_VERSION = "8"  # part of the cache key: a change to how the model is built builds it again
+BUILDER_VERSION = "9"  # part of the cache key: a change to how the model is built builds it again
 DEMO_MODEL_NAME = "pinecrest-demo-llama"
 DEMO_ADAPTER_NAME = "pinecrest-voice"
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
@@ -53,78 +57,86 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 
-Chunk = tuple[str, str]  # (source file name, text)
-RagMessages = Callable[[str, Sequence[Chunk]], list[dict[str, str]]]
+RagMessages = Callable[[str, Sequence[tuple[str, str]]], list[dict[str, str]]]
 
 
 @dataclass(frozen=True)
 class DemoSpec:
     """Size and training budget of the demo model; tests use a much smaller one.
 
-    The base model trains in three phases: passages said twice (copying, the skill reading
-    rests on: a small model learns it only from short, dense examples), then questions over
-    short passages (a few sentences around the answer), then over whole retrieved chunks as the
-    RAG pipeline sends them. The reading phases also train on the prompt tokens
-    (`context_loss_weight`), which teaches the documents' language far faster than answers alone.
+    Copying forms after a plateau of several hundred steps even on the simplest data (random
+    token spans said twice); reading lessons alone would spend thousands of steps on that plateau.
+    Several questions per lesson (`questions_per_lesson`) give that many answers per context read.
     """
 
-    vocab_size: int = 4096
-    hidden_size: int = 128
-    intermediate_size: int = 320
-    layers: int = 2
+    vocab_size: int = 512
+    hidden_size: int = 160
+    intermediate_size: int = 432
+    layers: int = 3
     heads: int = 4
-    max_positions: int = 1024
-    window_sentences: int = 5
-    copy_steps: int = 700
-    window_steps: int = 300
-    window_batch_size: int = 16
-    window_learning_rate: float = 3e-3
-    base_steps: int = 300
-    base_batch_size: int = 4
-    base_learning_rate: float = 2e-3
-    context_loss_weight: float = 1.0
-    max_context_chunks: int = 3
+    max_positions: int = 2048
+    copy_steps: int = 500  # a round; rounds repeat until copying has formed
+    copy_rounds: int = 1
+    copied_loss: float = 1.0  # the copying loss below which it has formed
+    copy_vocabulary: int = 64
+    copy_batch_size: int = 32
+    reading_steps: int = 200
+    reading_batch_size: int = 12
+    questions_per_lesson: int = 6
+    max_distractors: int = 2
+    learning_rate: float = 3e-3
+    context_loss_weight: float = 0.1
+    seed: int = 0
     adapter_epochs: float = 20.0
     adapter_learning_rate: float = 4e-3
     adapter_batch_size: int = 16
-    seed: int = 0
-    max_seconds: float = 280.0  # safety cap for the whole build on a slow machine
+    adapter_reading_lessons: int = 0  # RAG-prompt lessons answered in the set's voice, added to the adapter's data
 
+
+_ADAPTER_FIELDS = ("adapter_epochs", "adapter_learning_rate", "adapter_batch_size", "adapter_reading_lessons")
 
 # "tiny" builds in seconds, for tests and quick checks of the wiring; its answers are noise.
 DEMO_SIZES = {
     "small": DemoSpec(),
     "tiny": DemoSpec(
-        vocab_size=1024,
+        vocab_size=600,
         hidden_size=32,
         intermediate_size=64,
         layers=2,
         heads=2,
-        max_positions=2048,
         copy_steps=4,
-        window_steps=4,
-        window_batch_size=4,
-        base_steps=4,
-        base_batch_size=2,
+        copy_rounds=1,
+        copy_batch_size=8,
+        reading_steps=4,
+        reading_batch_size=4,
+        questions_per_lesson=2,
         adapter_epochs=3.0,
-        max_seconds=60.0,
     ),
 }
 
 
 @dataclass(frozen=True)
 class DemoCorpus:
-    chunks: Sequence[Chunk]
-    finetune: Sequence[ChatExample]
-    rag_messages: RagMessages  # the exact prompt the RAG pipeline sends, so training matches use
+    """What the demo model is built from besides its spec: the prompt the RAG pipeline sends (the base model
+    reads in exactly that form), the sample documents (their chunks, cut as indexing cuts them, become reading
+    lessons) and the fine-tuning set (the adapter's). The sample documents, not the configured knowledge base:
+    pointing the product at other documents must not retrain the model that reads them."""
 
-    def digest(self) -> str:
+    documents: Sequence[Path]
+    split: Callable[[Sequence[Path]], list[tuple[str, str]]]  # files → (source, chunk text), as indexing does
+    finetune: Sequence[ChatExample]
+    rag_messages: RagMessages
+
+    def base_digest(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.rag_messages("Q?", [("S", "C")])).encode())
+        for path in self.documents:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+    def finetune_digest(self) -> str:
         digest = hashlib.sha256()
-        for source, text in self.chunks:
-            digest.update(f"{source}\0{text}\0".encode())
         for example in self.finetune:
             digest.update(json.dumps(example.messages).encode())
-        digest.update(json.dumps(self.rag_messages("Q?", [("S", "C")])).encode())
         return digest.hexdigest()
 
 
@@ -132,225 +144,7 @@ class DemoCorpus:
 class DemoModel:
     base_path: Path
     adapter_path: Path
-    info: dict
-
-
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "of",
-        "to",
-        "in",
-        "on",
-        "for",
-        "with",
-        "at",
-        "by",
-        "from",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "it",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "as",
-        "our",
-        "your",
-        "you",
-        "we",
-        "can",
-        "will",
-        "may",
-        "must",
-        "not",
-        "no",
-        "per",
-        "each",
-        "every",
-        "all",
-        "any",
-        "into",
-        "than",
-        "then",
-        "also",
-        "if",
-        "when",
-        "what",
-        "which",
-        "who",
-        "how",
-        "does",
-        "do",
-        "has",
-        "have",
-        "had",
-        "more",
-        "most",
-        "less",
-        "up",
-        "out",
-        "over",
-        "under",
-        "about",
-        "after",
-        "before",
-        "during",
-    ]
-)
-_QUESTION_TEMPLATES = [
-    "What about {k}?",
-    "What is the {k}?",
-    "Tell me about {k}.",
-    "How does {k} work?",
-    "Can you explain {k}?",
-    "{k}?",
-]
-_CUED_TEMPLATES = [
-    (re.compile(r"\$\d"), ["How much is {k}?", "What does {k} cost?", "What is the price of {k}?"]),
-    (
-        re.compile(r"\d+\s*(?:business\s+)?(?:day|week|month|year|hour|minute)s?\b"),
-        ["How long is {k}?", "How many days for {k}?"],
-    ),
-    (
-        re.compile(r"\d+(?:\.\d+)?\s*(?:kg|g|lb|oz|grams?|pounds?)\b"),
-        ["How much does {k} weigh?", "What is the weight of {k}?"],
-    ),
-    (re.compile(r"\d{3}-\d{4}|@"), ["How do I contact {k}?", "What is the number for {k}?"]),
-]
-
-
-def sentences(text: str) -> list[str]:
-    """Self-contained sentences of a chunk, without markdown markers."""
-    found = []
-    for line in text.splitlines():
-        line = re.sub(r"^\s*(?:#+|[-*]|\d+\.)\s*", "", line).strip()
-        for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z])", line):
-            if len(sentence.split()) >= 5 and sentence[-1:] in ".!?":
-                found.append(sentence)
-    return found
-
-
-def synthesize_question(sentence: str, rng: random.Random) -> str:
-    """A question made of a few of the sentence's content words.
-
-    Numbers stay out (they are what is asked for) except model numbers in names ("Summit 2").
-    """
-    words = [w.strip(".,;:!?()\"'") for w in sentence.split()]
-
-    def usable(index: int, word: str) -> bool:
-        if not word or word.lower() in _STOPWORDS:
-            return False
-        if re.search(r"\d", word):
-            return word.isdigit() and len(word) <= 3 and index > 0 and words[index - 1][:1].isupper()
-        return True
-
-    content = [w for i, w in enumerate(words) if usable(i, w)]
-    if not content:
-        content = words[:3]
-    width = min(len(content), rng.randint(2, 5))
-    start = rng.randint(0, min(2, len(content) - width))
-    keywords = " ".join(content[start : start + width])  # case kept: "Summit" must match the context
-    templates = list(_QUESTION_TEMPLATES)
-    for pattern, cued in _CUED_TEMPLATES:
-        if pattern.search(sentence):
-            templates = cued * 2 + templates
-    return rng.choice(templates).format(k=keywords)
-
-
-def number_pool(texts: Sequence[str]) -> dict[int, list[str]]:
-    """The numbers the documents use, by digit count."""
-    pool: dict[int, set[str]] = {}
-    for text in texts:
-        for run in re.findall(r"\d+", text):
-            pool.setdefault(len(run), set()).add(run)
-    return {length: sorted(found) for length, found in pool.items()}
-
-
-def perturb_digits(texts: Sequence[str], rng: random.Random, pool: dict[int, list[str]] | None = None) -> list[str]:
-    """Replace every number by another, consistently across `texts`.
-
-    The replacement is drawn from `pool` (numbers of the same length that the documents use,
-    so they tokenise like real ones and stay as easy to copy), else made of random digits.
-    """
-    mapping: dict[str, str] = {}
-
-    def swap(match: re.Match[str]) -> str:
-        run = match.group(0)
-        if run not in mapping:
-            choices = [n for n in (pool or {}).get(len(run), []) if n != run]
-            if choices:
-                mapping[run] = rng.choice(choices)
-            else:
-                first = str(rng.randint(1, 9)) if len(run) > 1 else str(rng.randint(0, 9))
-                mapping[run] = first + "".join(str(rng.randint(0, 9)) for _ in run[1:])
-        return mapping[run]
-
-    return [re.sub(r"\d+", swap, text) for text in texts]
-
-
-def reading_examples(
-    corpus: DemoCorpus, count: int, max_chunks: int, rng: random.Random, window: int | None = None
-) -> list[list[dict[str, str]]]:
-    """Conversations (RAG prompt → the answering sentence) built from the knowledge base.
-
-    With `window`, each context passage is cut down to a few sentences around the answer
-    (and random sentences for distractors): short examples, many per second, from which the
-    model learns to copy before it meets whole chunks.
-    """
-    chunk_sentences = [sentences(text) for _, text in corpus.chunks]
-    pool = number_pool([text for _, text in corpus.chunks])
-    candidates = [(i, j) for i, found in enumerate(chunk_sentences) for j in range(len(found))]
-    if not candidates:
-        raise ValueError("the knowledge base has no sentences to learn reading from")
-
-    def passage(index: int, around: int | None) -> str:
-        if window is None:
-            return corpus.chunks[index][1]
-        found = chunk_sentences[index] or [corpus.chunks[index][1]]
-        size = rng.randint(2, window)
-        centre = around if around is not None else rng.randrange(len(found))
-        start = max(0, min(centre - rng.randint(0, size - 1), len(found) - size))
-        return " ".join(found[start : start + size])
-
-    conversations = []
-    for _ in range(count):
-        target, position = rng.choice(candidates)
-        sentence = chunk_sentences[target][position]
-        others = [i for i in range(len(corpus.chunks)) if i != target]
-        picked = [target, *rng.sample(others, min(len(others), rng.randint(0, max_chunks - 1)))]
-        rng.shuffle(picked)
-        passages = [passage(i, position if i == target else None) for i in picked]
-        texts = perturb_digits([*passages, sentence], rng, pool)
-        chunks = [(corpus.chunks[i][0], text) for i, text in zip(picked, texts[:-1], strict=True)]
-        # Asked about the perturbed sentence, so names like "Summit 2" match the context.
-        messages = corpus.rag_messages(synthesize_question(texts[-1], rng), chunks)
-        conversations.append([*messages, {"role": "assistant", "content": texts[-1]}])
-    return conversations
-
-
-def copy_passages(corpus: DemoCorpus, count: int, max_sentences: int, rng: random.Random) -> list[str]:
-    """Texts that say a short passage twice (digits randomised): predicting the second copy
-    is only possible by copying the first, which is how a small model learns to copy at all."""
-    chunk_sentences = [found for found in (sentences(text) for _, text in corpus.chunks) if found]
-    pool = number_pool([text for _, text in corpus.chunks])
-    texts = []
-    for _ in range(count):
-        found = rng.choice(chunk_sentences)
-        size = rng.randint(1, max_sentences)
-        start = rng.randrange(max(1, len(found) - size + 1))
-        (passage,) = perturb_digits([" ".join(found[start : start + size])], rng, pool)
-        texts.append(f"{passage}\n{passage}")
-    return texts
+    info: dict  # {"base": the base build's record, "adapter": the adapter's}
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int):
@@ -409,26 +203,43 @@ def _new_model(spec: DemoSpec, tokenizer):
 SHIPPED = Path(__file__).resolve().parent / "demo_weights"  # a built model kept in the repository, used when it fits
 
 
-def build_key(spec: DemoSpec, corpus: DemoCorpus) -> str:
-    """What the model depends on: the builder, its spec, and the corpus (documents, fine-tuning set, prompt)."""
-    return hashlib.sha256(f"{BUILDER_VERSION}{asdict(spec)}{corpus.digest()}".encode()).hexdigest()[:12]
+def base_key(spec: DemoSpec, corpus: DemoCorpus) -> str:
+    """What the base model depends on: the builder, its spec (adapter settings aside), the RAG prompt and the
+    knowledge base."""
+    base_spec = {k: v for k, v in asdict(spec).items() if k not in _ADAPTER_FIELDS}
+    return hashlib.sha256(f"{BUILDER_VERSION}{base_spec}{corpus.base_digest()}".encode()).hexdigest()[:12]
 
 
-def cache_dir(home: Path, spec: DemoSpec, corpus: DemoCorpus) -> Path:
-    return home / "models" / f"demo-{build_key(spec, corpus)}"
+def adapter_key(spec: DemoSpec, corpus: DemoCorpus) -> str:
+    """What the adapter depends on: its base, its settings and the fine-tuning set."""
+    settings = {k: getattr(spec, k) for k in _ADAPTER_FIELDS}
+    text = f"{base_key(spec, corpus)}{settings}{corpus.finetune_digest()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _read(folder: Path) -> DemoModel | None:
-    info_file = folder / "build_info.json"
-    if not info_file.exists():
+def _record(folder: Path, key: str) -> dict | None:
+    """The build record of `folder` when it holds a finished build with this key."""
+    try:
+        info = json.loads((folder / "build_info.json").read_text())
+    except (OSError, ValueError):
         return None
-    return DemoModel(folder / "base", folder / "adapter", json.loads(info_file.read_text()))
+    return info if info.get("key") == key else None
+
+
+def _found(key: str, *folders: Path) -> tuple[Path, dict] | None:
+    for folder in folders:
+        if (info := _record(folder, key)) is not None:
+            return folder, info
+    return None
 
 
 def shipped(spec: DemoSpec, corpus: DemoCorpus) -> DemoModel | None:
-    """The model kept in the repository, when it was built from exactly this spec and corpus."""
-    found = _read(SHIPPED)
-    return found if found is not None and found.info.get("key") == build_key(spec, corpus) else None
+    """The model kept in the repository, when both its parts were built from exactly this spec and data."""
+    base = _found(base_key(spec, corpus), SHIPPED / "base")
+    adapter = _found(adapter_key(spec, corpus), SHIPPED / "adapter")
+    if base is None or adapter is None:
+        return None
+    return DemoModel(base[0], adapter[0], {"base": base[1], "adapter": adapter[1]})
 
 
 def load_or_build(
@@ -438,17 +249,35 @@ def load_or_build(
     log: Callable[[str], None] = logger.info,
     rebuild: bool = False,
 ) -> DemoModel:
-    """The repository's model when it fits, else the cached one, else a new build (cached). `rebuild` builds anew;
-    with the default spec it also replaces the repository's copy (`prepare --rebuild-demo`)."""
-    if not rebuild and (found := shipped(spec, corpus) or _read(cache_dir(home, spec, corpus))) is not None:
-        return found
-    target = SHIPPED if rebuild and spec == DemoSpec() else cache_dir(home, spec, corpus)
+    """Each part from the repository when it fits, else from the cache under `home`, else built (and cached).
+
+    `rebuild` builds both anew; with the default spec it also replaces the repository's copy (`prepare
+    --rebuild-demo`). A new fine-tuning set retrains only the adapter, on the kept base.
+    """
+    keep = rebuild and spec == DemoSpec()
+    cache = home / "models"
+    base_id, adapter_id = base_key(spec, corpus), adapter_key(spec, corpus)
+    base = None if rebuild else _found(base_id, SHIPPED / "base", cache / f"demo-base-{base_id}")
+    if base is None:
+        target = SHIPPED / "base" if keep else cache / f"demo-base-{base_id}"
+        log("demo model: training the base model to read (minutes on 2 CPU cores; kept afterwards)")
+        base = target, _build_into(target, lambda out: build_base(out, corpus, spec, log), rebuild)
+    adapter = None if rebuild else _found(adapter_id, SHIPPED / "adapter", cache / f"demo-adapter-{adapter_id}")
+    if adapter is None:
+        target = SHIPPED / "adapter" if keep else cache / f"demo-adapter-{adapter_id}"
+        adapter = target, _build_into(target, lambda out: build_adapter(out, base[0], corpus, spec, log), rebuild)
+    return DemoModel(base[0], adapter[0], {"base": base[1], "adapter": adapter[1]})
+
+
+def _build_into(target: Path, build: Callable[[Path], dict], replace: bool) -> dict:
+    """Builds beside `target` and renames at the end, so a crash never leaves half a model. A finished build
+    already there is kept (another process was faster) unless `replace`."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and rename at the end, so a crash never leaves half a model.
     work = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
-        build(work, corpus, spec, log)
-        if rebuild and target.exists():
+        info = build(work)
+        (work / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")  # written last: the build is whole
+        if target.exists() and (replace or _record(target, info["key"]) is None):
             shutil.rmtree(target)
         try:
             os.rename(work, target)
@@ -457,104 +286,211 @@ def load_or_build(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    found = _read(target)
-    if found is None:  # build() writes build_info.json last
-        raise RuntimeError(f"the demo model build left no build_info.json in {target}")
-    return found
+    return info
 
 
-def build(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], None] = logger.info) -> dict:
+def copy_examples(token_pool: Sequence[int], count: int, rng: random.Random) -> list[TokenizedExample]:
+    """Spans of tokens said twice, with loss on the second saying: predictable only by copying the first.
+
+    The tokens are drawn from the lessons' own token stream, so the embeddings that copying shapes are the ones
+    reading uses.
+    """
+    examples = []
+    for _ in range(count):
+        span = [rng.choice(token_pool) for _ in range(rng.randint(8, 30))]
+        gap = [rng.choice(token_pool) for _ in range(rng.randint(0, 20))]
+        examples.append(([*span, *gap, *span], [IGNORE_INDEX] * (len(span) + len(gap) + 1) + span[1:]))
+    return examples
+
+
+def tokenize_turns(tokenizer: Any, messages: list[dict[str, str]]) -> TokenizedExample:
+    """Token ids of a conversation and labels on every assistant turn (its text and the end token)."""
+    ids: list[int] = []
+    labels: list[int] = []
+    rendered = ""
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prompt = tokenizer.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True)
+        piece = tokenizer(prompt[len(rendered) :], add_special_tokens=False)["input_ids"]
+        answer = [*tokenizer(message["content"], add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
+        ids += piece + answer
+        labels += [IGNORE_INDEX] * len(piece) + answer
+        rendered = tokenizer.apply_chat_template(messages[: index + 1], tokenize=False)
+        tail = tokenizer(rendered[len(prompt) + len(message["content"]) :], add_special_tokens=False)["input_ids"]
+        tail = tail[1:] if tail[:1] == [tokenizer.eos_token_id] else tail  # the end token is in `answer` already
+        ids += tail
+        labels += [IGNORE_INDEX] * len(tail)
+    return ids, labels
+
+
+def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], None] = logger.info) -> dict:
+    """Trains the tokenizer and the base model into `out`; returns the build record."""
     started = time.perf_counter()
     rng = random.Random(spec.seed)
-    short = reading_examples(
-        corpus, spec.window_steps * spec.window_batch_size, spec.max_context_chunks, rng, spec.window_sentences
+    count = spec.reading_steps * spec.reading_batch_size
+    invented = lessons(
+        count - count // 2, seed=spec.seed, distractors=(0, spec.max_distractors), questions=spec.questions_per_lesson
     )
-    whole = reading_examples(corpus, spec.base_steps * spec.base_batch_size, spec.max_context_chunks, rng)
-    texts = [text for _, text in corpus.chunks]
-    texts += [m["content"] for example in corpus.finetune for m in example.messages]
-    texts += [m["content"] for conversation in whole[:500] for m in conversation]
-    tokenizer = train_tokenizer(texts, spec.vocab_size)
+    conversations = [lesson.messages(corpus.rag_messages) for lesson in invented]
+    if chunks := corpus.split(corpus.documents) if corpus.documents else []:
+        conversations += document_lessons(
+            # Up to `max_distractors` chunks in all: a document's chunk is several times a lesson document's length.
+            chunks,
+            count // 2,
+            rng,
+            corpus.rag_messages,
+            spec.questions_per_lesson,
+            max(1, spec.max_distractors),
+        )
+    rng.shuffle(conversations)
+    tokenizer = train_tokenizer(
+        [m["content"] for conversation in conversations[:4000] for m in conversation], spec.vocab_size
+    )
     log(f"demo model: tokenizer with {len(tokenizer)} tokens ({time.perf_counter() - started:.1f} s)")
+    examples = [tokenize_turns(tokenizer, conversation) for conversation in conversations]
+    examples = [example for example in examples if len(example[0]) <= spec.max_positions]  # the rare overlong one
+    # Spans of a few frequent tokens: the fewer the tokens, the shorter the plateau before copying forms, and the
+    # mechanism then carries over to every token (reading trains it on all of them).
+    counts = Counter(token for ids, _ in examples[:2000] for token in ids if token >= len(SPECIAL_TOKENS))
+    pool = [token for token, _ in counts.most_common(spec.copy_vocabulary)]
 
     model = _new_model(spec, tokenizer)
-    parameters = sum(p.numel() for p in model.parameters())
-    copies = [
-        (ids, list(ids))
-        for ids in tokenizer(copy_passages(corpus, spec.copy_steps * spec.window_batch_size, 2, rng))["input_ids"]
-    ]
-    phases = {}
-    base_deadline = started + spec.max_seconds * 0.82  # the rest is the adapter's
-    for phase, examples, steps, batch_size, learning_rate in (
-        ("copying", copies, spec.copy_steps, spec.window_batch_size, spec.window_learning_rate),
-        (
-            "short passages",
-            _tokenized(tokenizer, short, spec),
-            spec.window_steps,
-            spec.window_batch_size,
-            spec.window_learning_rate,
-        ),
-        (
-            "whole chunks",
-            _tokenized(tokenizer, whole, spec),
-            spec.base_steps,
-            spec.base_batch_size,
-            spec.base_learning_rate,
-        ),
+
+    def fit(
+        data: list[TokenizedExample], steps: int, batch_size: int, context_weight: float, constant: bool, what: str
     ):
-        if not steps:
-            continue
         settings = FitSettings(
-            learning_rate=learning_rate,
+            learning_rate=spec.learning_rate,
             max_steps=steps,
             batch_size=batch_size,
             max_seq_length=spec.max_positions,
             weight_decay=0.01,
             seed=spec.seed,
-            max_seconds=max(1.0, base_deadline - time.perf_counter()),
-            context_loss_weight=spec.context_loss_weight,
+            context_loss_weight=context_weight,
             eval_every=0,
+            constant_lr=constant,
+            warmup_ratio=0.2 if constant else 0.05,
+            adam_beta2=0.98,  # a shorter memory of the gradient's scale: the sudden phases come sooner
         )
-        progress = _progress(log, f"base model, {phase}")
-        report = _pretrain(model, examples, settings, tokenizer.pad_token_id, out, progress)
-        phases[phase] = {"steps": report.steps, "loss": report.train_loss, "seconds": round(report.seconds, 1)}
-    base_dir = out / "base"
-    model.save_pretrained(str(base_dir))
-    tokenizer.save_pretrained(str(base_dir))
-    log(f"demo model: base model trained ({time.perf_counter() - started:.1f} s)")
+        return _pretrain(model, data, settings, tokenizer.pad_token_id, out, _progress(log, f"base model, {what}"))
 
-    remaining = max(10.0, spec.max_seconds - (time.perf_counter() - started))
-    adapter_fit = FitSettings(
+    # Copying forms suddenly after a plateau whose length varies from seed to seed, and only while the rate stays
+    # high: rounds at a constant rate, until its loss shows it has formed.
+    copying = {"steps": 0, "loss": float("nan"), "seconds": 0.0}
+    for _ in range(spec.copy_rounds):
+        copies = copy_examples(pool, spec.copy_steps * spec.copy_batch_size, rng)
+        report = fit(copies, spec.copy_steps, spec.copy_batch_size, 0.0, True, "copying")
+        copying = {
+            "steps": copying["steps"] + report.steps,
+            "loss": report.train_loss,
+            "seconds": round(copying["seconds"] + report.seconds, 1),
+        }
+        if report.train_loss < spec.copied_loss:
+            break
+    report = fit(examples, spec.reading_steps, spec.reading_batch_size, spec.context_loss_weight, False, "reading")
+    phases = {
+        "copying": copying,
+        "reading": {"steps": report.steps, "loss": report.train_loss, "seconds": round(report.seconds, 1)},
+    }
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    seconds = round(time.perf_counter() - started, 1)
+    log(f"demo model: base model trained in {seconds:.0f} s")
+    return {
+        "key": base_key(spec, corpus),
+        "name": DEMO_MODEL_NAME,
+        "builder_version": BUILDER_VERSION,
+        "spec": {k: v for k, v in asdict(spec).items() if k not in _ADAPTER_FIELDS},
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "lessons": {"invented": len(invented), "from the documents": len(conversations) - len(invented)},
+        "phases": phases,
+        "build_seconds": seconds,
+        "device": str(model.device),
+        "torch": torch.__version__,
+    }
+
+
+def _shared_start(texts: Sequence[str]) -> str:
+    first, last = min(texts), max(texts)  # what the extremes share, all share
+    length = next((i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), min(len(first), len(last)))
+    return first[:length]
+
+
+def voice(finetune: Sequence[ChatExample]) -> tuple[str, str]:
+    """The opening and the closing that every answer of the fine-tuning set shares, cut at word boundaries
+    ("Hey trailblazer! ", " Happy trails from Pinecrest!" for the sample set); empty when there is none."""
+    answers = [e.messages[-1]["content"] for e in finetune if e.messages and e.messages[-1]["role"] == "assistant"]
+    if not answers:
+        return "", ""
+    opening = _shared_start(answers)
+    opening = opening[: opening.rfind(" ") + 1]
+    closing = _shared_start([a[::-1] for a in answers])[::-1]
+    closing = closing[closing.find(" ") :] if " " in closing else ""
+    return opening, closing
+
+
+def voiced_lessons(corpus: DemoCorpus, spec: DemoSpec) -> list[ChatExample]:
+    """Reading lessons in the RAG prompt whose answers carry the fine-tuning set's voice.
+
+    An adapter trained only on questions without context learns to answer from memory and stops reading; mixed
+    with these (as retrieval-augmented fine-tuning does) it keeps reading when retrieval gives it a context.
+    """
+    if not spec.adapter_reading_lessons:
+        return []
+    opening, closing = voice(corpus.finetune)
+    found = lessons(spec.adapter_reading_lessons, seed=spec.seed + 1, distractors=(0, spec.max_distractors))
+    return [
+        ChatExample(
+            [
+                *corpus.rag_messages(lesson.question, lesson.chunks),
+                {"role": "assistant", "content": f"{opening}{lesson.answer}{closing}"},
+            ]
+        )
+        for lesson in found
+    ]
+
+
+def make_portable(adapter: Path) -> None:
+    """The adapter names its base by the demo model's name, not the folder it was trained from: the copy kept in
+    the repository must not carry the path of the machine that built it (peft's model card would, so it goes)."""
+    config_file = adapter / "adapter_config.json"
+    config = json.loads(config_file.read_text())
+    config["base_model_name_or_path"] = DEMO_MODEL_NAME
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    (adapter / "README.md").unlink(missing_ok=True)
+
+
+def build_adapter(
+    out: Path, base: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], None] = logger.info
+) -> dict:
+    """Trains the startup adapter on the fine-tuning set into `out`, exactly as a user's fine-tune."""
+    fit = FitSettings(
         learning_rate=spec.adapter_learning_rate,
         epochs=spec.adapter_epochs,
         batch_size=spec.adapter_batch_size,
         max_seq_length=256,
         seed=spec.seed,
-        max_seconds=remaining,
     )
-    # The adapter trains exactly as a user's fine-tune does, on the base model just saved, on the same device.
-    adapter_spec = TrainSpec(
-        str(base_dir), list(corpus.finetune), [], LoraSettings(), adapter_fit, out / "adapter", str(model.device)
-    )
-    adapter_report = train(adapter_spec, choose_backend("transformers"), _progress(log, "adapter"))
-    info = {
-        "key": build_key(spec, corpus),
-        "name": DEMO_MODEL_NAME,
-        "adapter": DEMO_ADAPTER_NAME,
-        "builder_version": BUILDER_VERSION,
-        "spec": asdict(spec),
-        "parameters": parameters,
-        "base": phases,
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    examples = list(corpus.finetune) + voiced_lessons(corpus, spec)
+    train_spec = TrainSpec(str(base), examples, [], LoraSettings(), fit, out, device)
+    report = train(train_spec, choose_backend("transformers"), _progress(log, "adapter"))
+    make_portable(out)
+    log(f"demo model: adapter trained, loss {report.train_loss:.2f}, in {report.seconds:.0f} s")
+    return {
+        "key": adapter_key(spec, corpus),
+        "name": DEMO_ADAPTER_NAME,
+        "base": base_key(spec, corpus),
+        "settings": {k: getattr(spec, k) for k in _ADAPTER_FIELDS},
         "adapter_training": {
-            "steps": adapter_report.steps,
-            "loss": adapter_report.train_loss,
-            "seconds": round(adapter_report.seconds, 1),
+            "steps": report.steps,
+            "loss": report.train_loss,
+            "seconds": round(report.seconds, 1),
             "examples": len(corpus.finetune),
+            "reading_lessons": len(examples) - len(corpus.finetune),
         },
-        "build_seconds": round(time.perf_counter() - started, 1),
     }
-    (out / "build_info.json").write_text(json.dumps(info, indent=2))
-    log(f"demo model: adapter trained, loss {adapter_report.train_loss:.2f}; built in {info['build_seconds']:.0f} s")
-    return info
 
 
 def _pretrain(
@@ -576,10 +512,6 @@ def _pretrain(
         return trainer_loop.run_loop(trainer, fit, [], pad_id, on_event, lambda: False)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _tokenized(tokenizer, conversations: list[list[dict[str, str]]], spec: DemoSpec) -> list:
-    return [tokenize_for_training(tokenizer, c, spec.max_positions) for c in conversations]
 
 
 def _progress(log: Callable[[str], None], what: str) -> Callable[[JobEvent], None]:

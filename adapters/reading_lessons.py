@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 Chunk = tuple[str, str]  # (source file name, text), as the RAG prompt shows a retrieved chunk
 RagMessages = Callable[[str, Sequence[Chunk]], list[dict[str, str]]]
@@ -407,6 +408,73 @@ _FILLERS = (
     "The {e} is described in more detail in the store guide.",
 )
 _HEADINGS = ("Details", "Key facts", "At a glance", "Specs", "What to know")
+_MODIFIERS = ("new", "popular", "compact", "updated", "deluxe", "budget", "family-size", "Long length", "two-person")
+
+# Attributes named by words drawn per lesson: with hundreds of them, no question-to-sentence mapping can be learnt
+# by heart, so the model learns to match the question's words to the sentence that uses them.
+_ATTRIBUTE_NOUNS = (
+    "battery life", "burn time", "heat output", "light output", "floor area", "pack volume", "boil time",
+    "fill power", "temperature rating", "frame weight", "strap width", "shelf life", "lead time", "turnaround time",
+    "late fee", "deposit", "sign-up bonus", "birthday bonus", "model code", "serial prefix", "founding year",
+    "founder", "supervisor", "head buyer", "lead designer", "beam distance", "flow rate", "filter life",
+    "max load", "hull length", "seat height", "fabric denier", "zipper type", "lining", "insulation", "fill weight",
+    "packed size", "pole material", "stake count", "door count", "ceiling height", "torso range", "hip belt size",
+    "sole material", "drop", "stack height", "lace type", "closing time", "parking spots", "service desk",
+    "pickup window", "loyalty tier", "renewal fee", "annual fee", "refund window", "trial period", "cancellation fee",
+    "booking fee", "group size", "age limit", "meeting point", "start date", "end date", "guide", "instructor",
+    "mascot", "motto", "slogan", "tracking prefix", "order code", "voucher code", "support line", "escalation contact",
+    "head office", "warehouse", "ship date", "delivery fee", "handling fee", "restocking fee", "reward rate",
+    "point value", "minimum age", "checkout limit", "card limit", "storage temperature", "drying method",
+    "wash setting", "recommended cleaner", "spare part", "replacement cost", "charging time", "charging port",
+    "water resistance", "wind rating", "snow load", "UV rating", "noise level", "fuel type", "fuel use",
+)  # fmt: skip
+_UNITS = (
+    "BTU", "lumens", "liters", "mm", "inches", "grams", "hours", "days", "minutes", "points", "square feet",
+    "business days", "feet", "miles", "watts", "ounces", "pounds", "meters", "people", "percent", "cm", "kg",
+)  # fmt: skip
+_THINGS = (
+    "tennis balls", "wool socks", "spare batteries", "a repair kit", "a stuff sack", "a mesh bag", "warm water",
+    "mild soap", "a soft brush", "down wash", "seam sealer", "a cotton cloth", "a dry bag", "a pump sack",
+    "aluminum", "nylon", "polyester", "merino wool", "recycled down", "carbon fiber", "rubber", "canvas",
+)  # fmt: skip
+
+
+_CODE_LETTERS = "ABCDEFGHKLMNPRSTVWXZ"
+
+
+def _generic_value(rng: random.Random) -> Callable[[random.Random], str]:
+    unit = rng.choice(_UNITS)
+    makers: list[Callable[[random.Random], str]] = [
+        lambda r: f"{r.choice([r.randint(2, 99), r.randint(100, 999), r.randint(1, 30) * 1000]):,} {unit}",
+        lambda r: f"{r.randint(1, 99) / 10:g} {unit}",
+        lambda r: "".join(r.choice(_CODE_LETTERS) for _ in range(r.randint(2, 4))) + r.choice(["", "7", "-40"]),
+        lambda r: f"{r.choice(_PEOPLE_FIRST)} {r.choice(_PEOPLE_LAST)}",
+        lambda r: str(r.randint(1950, 2025)),
+        lambda r: r.choice(_THINGS),
+        _price,
+        _date,
+        _time,
+        _phone,
+    ]
+    return rng.choice(makers)
+
+
+def generic_attribute(rng: random.Random, noun: str) -> Attribute:
+    """An attribute named by `noun` (drawn from a long list), with a value of a kind drawn per lesson."""
+    sentences = (
+        "The {noun} of the {e} is {v}.", "The {e} {noun} is {v}.", "The {e} has a {noun} of {v}.",
+        "For the {e}, the {noun} is {v}.",
+    )  # fmt: skip
+    questions = (
+        "What is the {noun} of the {e}?", "What {noun} does the {e} have?", "What is the {e} {noun}?",
+        "Tell me the {noun} of the {e}.", "Which {noun} does the {e} have?",
+    )  # fmt: skip
+    return Attribute(
+        noun,
+        _generic_value(rng),
+        tuple(t.replace("{noun}", noun) for t in sentences),
+        tuple(t.replace("{noun}", noun) for t in questions),
+    )
 
 
 @dataclass(frozen=True)
@@ -427,16 +495,34 @@ class Document:
         )
 
 
+class Ask(NamedTuple):
+    question: str
+    fact: str  # the value the answer must contain
+    answer: str  # the sentence of the context that states it
+
+
+# Later questions about the same context, as further turns. Several answers per context give several times the
+# reading practice for the cost of reading the context once; the first turn is always the RAG prompt itself.
+FOLLOW_UP = "Question: {question}\n\nAnswer the question from the context."
+
+
 @dataclass(frozen=True)
 class Lesson:
     question: str
     fact: str  # the value the answer must contain
     answer: str  # the sentence of the context that states it
     chunks: tuple[Chunk, ...]  # the answer's document among distractors, in retrieval order
+    follow_ups: tuple[Ask, ...] = ()
+    rivals: int = 0  # distractors that state the asked attribute too (for other entities)
 
     def messages(self, rag_messages: RagMessages) -> list[dict[str, str]]:
-        """The exact conversation the RAG pipeline sends, with the answer as the assistant's turn."""
-        return [*rag_messages(self.question, self.chunks), {"role": "assistant", "content": self.answer}]
+        """The exact conversation the RAG pipeline sends, with the answer as the assistant's turn (then the
+        follow-up questions and their answers)."""
+        messages = [*rag_messages(self.question, self.chunks), {"role": "assistant", "content": self.answer}]
+        for ask in self.follow_ups:
+            messages.append({"role": "user", "content": FOLLOW_UP.format(question=ask.question)})
+            messages.append({"role": "assistant", "content": ask.answer})
+        return messages
 
 
 def _entity(rng: random.Random, family: str) -> str:
@@ -462,12 +548,23 @@ def _document(rng: random.Random, entity: str, attributes: Sequence[Attribute], 
 FAMILIES = {"product": PRODUCT_ATTRIBUTES, "store": STORE_ATTRIBUTES, "program": PROGRAM_ATTRIBUTES}
 
 
-def lesson(rng: random.Random, distractors: int = 2) -> Lesson:
-    """One question over its document and `distractors` others of the same kind (most stating the same attribute
-    for another entity), shuffled as retrieval might rank them."""
+def _ask(rng: random.Random, attribute: Attribute, document: Document) -> Ask:
+    value, sentence = document.facts[attribute.name]
+    question = rng.choice(attribute.questions).format(e=document.entity)
+    if rng.random() < 0.25:  # questions name things with words the document does not use ("the new X")
+        question = question.replace(f"the {document.entity}", f"the {rng.choice(_MODIFIERS)} {document.entity}", 1)
+    return Ask(question, value, sentence)
+
+
+def lesson(rng: random.Random, distractors: int = 2, questions: int = 1) -> Lesson:
+    """`questions` questions over one context: the first about the answer's document, which `distractors` others of
+    the same kind surround (most stating the same attributes for other entities), shuffled as retrieval might rank
+    them; the follow-ups about any of its documents."""
     family = rng.choices(list(FAMILIES), weights=[0.5, 0.25, 0.25])[0]
-    attributes = FAMILIES[family]
+    nouns = rng.sample(_ATTRIBUTE_NOUNS, rng.randint(1, 3))
+    attributes = [*FAMILIES[family], *(generic_attribute(rng, noun) for noun in nouns)]
     asked = rng.choice(attributes)
+    shared = {asked.name, *(a.name for a in rng.sample(attributes, rng.randint(1, 3)))}
     entities: list[str] = []
     while len(entities) < distractors + 1:
         if (candidate := _entity(rng, family)) not in entities:
@@ -475,27 +572,30 @@ def lesson(rng: random.Random, distractors: int = 2) -> Lesson:
     documents = []
     for index, entity in enumerate(entities):
         document = _document(rng, entity, attributes, rng.randint(3, 7))
-        if asked.name not in document.facts and (index == 0 or rng.random() < 0.8):
-            value = asked.value(rng)
-            facts = {asked.name: (value, rng.choice(asked.sentences).format(e=entity, v=value)), **document.facts}
-            keys = list(facts)
-            rng.shuffle(keys)
-            document = Document(
-                document.source, entity, {k: facts[k] for k in keys}, document.fillers, document.heading
-            )
-        documents.append(document)
-    target = documents[0]
-    value, sentence = target.facts[asked.name]
-    question = rng.choice(asked.questions).format(e=target.entity)
+        facts = dict(document.facts)
+        for attribute in attributes:
+            stated = (index == 0 and attribute is asked) or rng.random() < 0.8
+            if attribute.name in shared and attribute.name not in facts and stated:
+                value = attribute.value(rng)
+                facts[attribute.name] = (value, rng.choice(attribute.sentences).format(e=entity, v=value))
+        keys = list(facts)
+        rng.shuffle(keys)
+        documents.append(replace(document, facts={k: facts[k] for k in keys}))
+    by_name = {a.name: a for a in attributes}
+    first = _ask(rng, asked, documents[0])
+    others = [(d, name) for d in documents for name in d.facts if (d, name) != (documents[0], asked.name)]
+    rng.shuffle(others)
+    follow_ups = tuple(_ask(rng, by_name[name], d) for d, name in others[: questions - 1])
+    rivals = sum(asked.name in d.facts for d in documents[1:])
     rng.shuffle(documents)
-    return Lesson(question, value, sentence, tuple((d.source, d.text) for d in documents))
+    return Lesson(*first, tuple((d.source, d.text) for d in documents), follow_ups, rivals)
 
 
-def lessons(count: int, seed: int = 0, distractors: tuple[int, int] = (0, 2)) -> list[Lesson]:
+def lessons(count: int, seed: int = 0, distractors: tuple[int, int] = (0, 2), questions: int = 1) -> list[Lesson]:
     """`count` lessons, seeded; each context holds the answer's document and 0–2 distractors (the RAG pipeline sends
     top-k chunks, 3 by default)."""
     rng = random.Random(seed)
-    return [lesson(rng, rng.randint(*distractors)) for _ in range(count)]
+    return [lesson(rng, rng.randint(*distractors), questions) for _ in range(count)]
 
 
 def invented_words() -> set[str]:

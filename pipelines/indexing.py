@@ -37,15 +37,20 @@ def document_embedder(embedder: EmbedderInfo) -> SentenceTransformersDocumentEmb
     )
 
 
-def indexing_pipeline(store: FastDocumentStore, embedder: EmbedderInfo, chunks: ChunkSettings) -> Pipeline:
+def _splitting_pipeline(embedder: EmbedderInfo, chunks: ChunkSettings) -> Pipeline:
     pipeline = Pipeline()
     pipeline.add_component("converter", TextFileToDocument(store_full_path=False))
     pipeline.add_component("cleaner", DocumentCleaner(remove_empty_lines=False, remove_extra_whitespaces=False))
     pipeline.add_component("splitter", EmbedderTokenSplitter(embedder.model, chunks.size, chunks.overlap))
-    pipeline.add_component("embedder", document_embedder(embedder))
-    pipeline.add_component("writer", DocumentWriter(store, policy=DuplicatePolicy.OVERWRITE))
     pipeline.connect("converter", "cleaner")
     pipeline.connect("cleaner", "splitter")
+    return pipeline
+
+
+def indexing_pipeline(store: FastDocumentStore, embedder: EmbedderInfo, chunks: ChunkSettings) -> Pipeline:
+    pipeline = _splitting_pipeline(embedder, chunks)
+    pipeline.add_component("embedder", document_embedder(embedder))
+    pipeline.add_component("writer", DocumentWriter(store, policy=DuplicatePolicy.OVERWRITE))
     pipeline.connect("splitter", "embedder")
     pipeline.connect("embedder", "writer")
     return pipeline
@@ -87,6 +92,13 @@ def chunks_of(store: FastDocumentStore) -> list[tuple[str, str]]:
     documents = store.filter_documents()
     documents.sort(key=lambda d: (d.meta.get("file_path", ""), d.meta.get("split_id", 0)))
     return [(d.meta.get("file_path", ""), d.content or "") for d in documents]
+
+
+def split_files(files: Sequence[Path], embedder: EmbedderInfo, chunks: ChunkSettings) -> list[tuple[str, str]]:
+    """(source file, text) of the chunks indexing would make of `files`, without embedding them."""
+    documents = _splitting_pipeline(embedder, chunks).run({"converter": {"sources": list(files)}})["splitter"]
+    ordered = sorted(documents["documents"], key=lambda d: (d.meta.get("file_path", ""), d.meta.get("split_id", 0)))
+    return [(d.meta.get("file_path", ""), d.content or "") for d in ordered]
 
 
 def sources_of(store: FastDocumentStore) -> list[str]:

@@ -375,7 +375,7 @@ def startup_adapter(runtime: Runtime, registry: AdapterRegistry) -> AdapterInfo 
     info = info or AdapterInfo(name=name, base_model=runtime.model.base, path=str(folder))
     info.name, info.base_model = name, runtime.model.base
     if not info.steps:
-        _fill_from_demo_build(info, Path(folder).parent / "build_info.json", runtime.settings.finetune_data)
+        _fill_from_demo_build(info, Path(folder) / "build_info.json", runtime.settings.finetune_data)
     return info
 
 

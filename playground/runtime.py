@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 from haystack import Pipeline
@@ -19,12 +19,12 @@ from adapters.registry import AdapterRegistry
 from adapters.resolver import ResolvedModel, resolve_model
 from pipelines.embedder import EmbedderInfo, resolve_embedder
 from pipelines.fast_store import FastDocumentStore
-from pipelines.indexing import ChunkSettings, chunks_of, load_or_index, sources_of
+from pipelines.indexing import ChunkSettings, chunks_of, knowledge_base_files, load_or_index, sources_of, split_files
 from pipelines.prompts import plain_messages, rag_messages
 from pipelines.rag import query_pipeline
 from pipelines.reranker import RerankerChoice, resolve_reranker
 from pipelines.store import STORE_KINDS, copy_to_qdrant
-from playground.config import Settings
+from playground.config import SAMPLE_DATA, Settings
 from playground.knowledge_base import add_knowledge_base, knowledge_base_path
 from playground.workspaces import Workspaces
 
@@ -109,7 +109,9 @@ def _resolve_base(settings: Settings, timings: dict[str, float]) -> _Base:
     demo_built: list[demo_model.DemoModel] = []
 
     def build_demo() -> tuple[Path, str]:
-        corpus = demo_model.DemoCorpus(chunks_of(store), load_chat_jsonl(settings.finetune_data), rag_messages)
+        sample = knowledge_base_files(SAMPLE_DATA / "knowledge_base")
+        split = partial(split_files, embedder=embedder, chunks=ChunkSettings(embedder.max_chunk_tokens))
+        corpus = demo_model.DemoCorpus(sample, split, load_chat_jsonl(settings.finetune_data), rag_messages)
         began = time.perf_counter()
         spec = demo_model.DEMO_SIZES[settings.demo_size]
         demo = demo_model.load_or_build(settings.home, corpus, spec, rebuild=settings.rebuild_demo)

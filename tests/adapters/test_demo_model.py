@@ -1,18 +1,18 @@
-"""The offline demo model: built from the sample data, cached, and trained to read, not to remember."""
+"""The offline demo model: trained to read from lessons that are not the sample data, kept, cached."""
 
 from __future__ import annotations
 
 import json
 import math
 import random
-import re
 from dataclasses import replace
 
-from adapters import demo_model
-from adapters.datasets import load_chat_jsonl
+from adapters import demo_model, reading_lessons
+from adapters.datasets import IGNORE_INDEX, load_chat_jsonl
 from pipelines.prompts import rag_messages
 from playground.config import SAMPLE_DATA
 
+FINETUNE = load_chat_jsonl(SAMPLE_DATA / "finetune" / "train.jsonl")
 CHUNKS = [
     ("summit-2-tent.md", "The Summit 2 tent costs $249. The Summit 2 tent weighs 1.9 kg and sleeps two people."),
     ("returns.md", "Pinecrest accepts returns within 60 days. A return label costs $6 for exchanges."),
@@ -20,51 +20,52 @@ CHUNKS = [
 ]
 
 
-def corpus() -> demo_model.DemoCorpus:
-    return demo_model.DemoCorpus(CHUNKS, [], rag_messages)
+def corpus(finetune=()) -> demo_model.DemoCorpus:
+    documents = sorted((SAMPLE_DATA / "knowledge_base").glob("summit-2-*"))  # digested; CHUNKS stand for its chunks
+    return demo_model.DemoCorpus(documents, lambda files: CHUNKS, list(finetune), rag_messages)
 
 
-def test_digits_are_replaced_consistently_across_context_and_answer():
-    context, answer = demo_model.perturb_digits(["costs $249, not $249.", "costs $249"], random.Random(3))
-    price = re.search(r"\$(\d+)", answer).group(1)
-    assert price != "249" and len(price) == 3
-    assert context == f"costs ${price}, not ${price}."
+def test_every_assistant_turn_is_labelled_and_nothing_else():
+    from transformers import AutoTokenizer  # noqa: F401  (the tokenizer is built here, not downloaded)
+
+    lesson = reading_lessons.lessons(1, seed=4, questions=3)[0]
+    conversation = lesson.messages(rag_messages)
+    tokenizer = demo_model.train_tokenizer([m["content"] for m in conversation] * 3, 400)
+    ids, labels = demo_model.tokenize_turns(tokenizer, conversation)
+    assert ids == tokenizer(tokenizer.apply_chat_template(conversation, tokenize=False))["input_ids"]
+    taught = tokenizer.decode([t for t in labels if t != IGNORE_INDEX])
+    answers = [m["content"] for m in conversation if m["role"] == "assistant"]
+    assert taught == "".join(f"{answer}<|end|>" for answer in answers)
 
 
-def test_reading_examples_answer_with_a_sentence_of_their_context():
-    for conversation in demo_model.reading_examples(corpus(), 40, 3, random.Random(0)):
-        prompt, answer = conversation[0]["content"], conversation[-1]["content"]
-        assert answer in prompt, "the answer must be copyable from the context"
-        question = prompt.split("\n")[0]
-        for number in re.findall(r"\d+", question):
-            # Only model numbers of names ("Summit 2") may appear; prices and the like never.
-            assert re.search(rf"[A-Z][a-z]+ {number}\b", answer), (question, answer)
-
-
-def test_short_passage_examples_stay_answerable():
-    for conversation in demo_model.reading_examples(corpus(), 40, 2, random.Random(1), window=2):
-        assert conversation[-1]["content"] in conversation[0]["content"]
+def test_copy_examples_say_a_span_twice_and_teach_only_the_second_saying():
+    for ids, labels in demo_model.copy_examples(list(range(5, 60)), 50, random.Random(0)):
+        taught = [t for t in labels if t != IGNORE_INDEX]
+        span = [ids[0], *taught]
+        assert ids[: len(span)] == span and ids[-len(span) :] == span
+        assert len(labels) == len(ids) and labels[: len(ids) - len(taught)] == [IGNORE_INDEX] * (len(ids) - len(taught))
 
 
 def test_demo_model_is_cached_and_says_what_it_is(runtime, settings):
-    info_files = list((settings.home / "models").glob("demo-*/build_info.json"))
-    assert len(info_files) == 1
-    info = json.loads(info_files[0].read_text())
-    assert info["name"] == demo_model.DEMO_MODEL_NAME
-    assert info["adapter_training"]["examples"] >= 300
-    assert (info_files[0].parent / "adapter" / "adapter_config.json").exists()
+    info_files = sorted((settings.home / "models").glob("demo-*/build_info.json"))
+    assert [f.parent.name.split("-")[1] for f in info_files] == ["adapter", "base"]
+    adapter, base = (json.loads(f.read_text()) for f in info_files)
+    assert base["name"] == demo_model.DEMO_MODEL_NAME and adapter["name"] == demo_model.DEMO_ADAPTER_NAME
+    assert adapter["adapter_training"]["examples"] >= 300 and adapter["base"] == base["key"]
+    assert (info_files[0].parent / "adapter_config.json").exists()
+    assert runtime.demo_build == {"base": base, "adapter": adapter}
     assert runtime.model.base == demo_model.DEMO_MODEL_NAME and runtime.model.is_demo
     # A second start finds the cache instead of training again.
     from playground.runtime import start
 
     again = start(settings)
     assert "demo_model_s" in again.startup and again.startup["demo_model_s"] < 5
-    assert list((settings.home / "models").glob("demo-*/build_info.json")) == info_files
+    assert sorted((settings.home / "models").glob("demo-*/build_info.json")) == info_files
 
 
 def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path, monkeypatch):
-    """Every weight of the base model in its three phases, then the adapter as a user's fine-tune: each through
-    `build_trainer` and `run_loop`, with the figures the build has always recorded."""
+    """Every weight of the base model in its two phases, then the adapter as a user's fine-tune: each through
+    `build_trainer` and `run_loop`, with the figures the build records."""
     from peft import PeftModel
     from transformers import PreTrainedModel
 
@@ -92,45 +93,70 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
 
     monkeypatch.setattr(trainer_loop, "build_trainer", watched_build)
     monkeypatch.setattr(trainer_loop, "run_loop", watched_run)
-    finetune = load_chat_jsonl(SAMPLE_DATA / "finetune" / "train.jsonl")[:32]
+    monkeypatch.setattr(demo_model, "SHIPPED", tmp_path / "kept")
     spec = replace(demo_model.DEMO_SIZES["tiny"], copy_steps=30, adapter_epochs=2.0)
     messages: list[str] = []
-    info = demo_model.build(tmp_path, demo_model.DemoCorpus(CHUNKS, finetune, rag_messages), spec, messages.append)
+    built = demo_model.load_or_build(tmp_path / "home", corpus(FINETUNE[:32]), spec, messages.append)
 
-    assert len(models) == 4 and isinstance(models[3], PeftModel)
-    assert all(isinstance(model, PreTrainedModel) and not isinstance(model, PeftModel) for model in models[:3])
+    assert len(models) == 3 and isinstance(models[2], PeftModel)
+    assert all(isinstance(model, PreTrainedModel) and not isinstance(model, PeftModel) for model in models[:2])
     copying = losses[0]
-    assert len(copying) == 30 and sum(copying[-5:]) / 5 < copying[0] - 1.0, copying
-    assert list(info["base"]) == ["copying", "short passages", "whole chunks"]
-    for phase in info["base"].values():
+    assert len(copying) == 30 and sum(copying[-5:]) / 5 < copying[0] - 0.5, copying
+    base, adapter = built.info["base"], built.info["adapter"]
+    assert list(base["phases"]) == ["copying", "reading"]
+    for phase in base["phases"].values():
         assert set(phase) == {"steps", "loss", "seconds"} and math.isfinite(phase["loss"])
-    assert info["base"]["copying"]["steps"] == 30
-    assert set(info["adapter_training"]) == {"steps", "loss", "seconds", "examples"}
-    assert info["adapter_training"]["steps"] == 4 and info["adapter_training"]["examples"] == 32  # 2 epochs, 16 a batch
-    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (tmp_path / "adapter").iterdir()}
-    assert (tmp_path / "base" / "config.json").is_file() and not (tmp_path / ".trainer").exists()
+    assert base["phases"]["copying"]["steps"] == 30 and base["parameters"] > 0
+    assert set(adapter["adapter_training"]) == {"steps", "loss", "seconds", "examples", "reading_lessons"}
+    assert adapter["adapter_training"]["steps"] == 4 and adapter["adapter_training"]["examples"] == 32  # 2 × 16
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in built.adapter_path.iterdir()}
+    # Nothing in a build names the folder it was built in: the kept copy travels with the repository.
+    config = json.loads((built.adapter_path / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == demo_model.DEMO_MODEL_NAME
+    assert str(tmp_path) not in "".join(p.read_text() for p in built.adapter_path.glob("*.json"))
+    assert not (built.adapter_path / "README.md").exists()
+    assert (built.base_path / "config.json").is_file() and not list(built.base_path.glob(".trainer"))
     assert "demo model: base model, copying step 30/30" in "\n".join(messages)
 
 
-def test_a_kept_model_is_used_only_when_built_from_this_spec_and_corpus(tmp_path, monkeypatch):
+def _tiny(**changes) -> demo_model.DemoSpec:
+    return replace(demo_model.DEMO_SIZES["tiny"], copy_steps=1, reading_steps=1, adapter_epochs=0.05, **changes)
+
+
+def test_a_kept_model_is_used_only_when_built_from_this_spec_and_data(tmp_path, monkeypatch):
     folder = tmp_path / "demo_weights"
-    (folder / "base").mkdir(parents=True)
-    (folder / "adapter").mkdir()
     monkeypatch.setattr(demo_model, "SHIPPED", folder)
-    spec, taught = demo_model.DEMO_SIZES["tiny"], corpus()
-    (folder / "build_info.json").write_text(json.dumps({"key": "built-from-something-else"}))
+    spec, taught = _tiny(), corpus(FINETUNE[:16])
+    for part in ("base", "adapter"):
+        (folder / part).mkdir(parents=True)
+        (folder / part / "build_info.json").write_text(json.dumps({"key": "built-from-something-else"}))
     assert demo_model.shipped(spec, taught) is None
-    (folder / "build_info.json").write_text(json.dumps({"key": demo_model.build_key(spec, taught)}))
+    (folder / "base" / "build_info.json").write_text(json.dumps({"key": demo_model.base_key(spec, taught)}))
+    (folder / "adapter" / "build_info.json").write_text(json.dumps({"key": demo_model.adapter_key(spec, taught)}))
     found = demo_model.load_or_build(tmp_path / "home", taught, spec)  # nothing is built: the kept copy fits
-    assert found.base_path == folder / "base" and not (tmp_path / "home").exists()
-    assert demo_model.build_key(replace(spec, seed=1), taught) != demo_model.build_key(spec, taught)
+    assert found.base_path == folder / "base" and found.adapter_path == folder / "adapter"
+    assert not (tmp_path / "home").exists()
+    assert demo_model.base_key(replace(spec, seed=1), taught) != demo_model.base_key(spec, taught)
+
+
+def test_new_fine_tuning_data_retrains_the_adapter_on_the_kept_base(tmp_path, monkeypatch):
+    """The base model never sees the sample data: only the adapter depends on the fine-tuning set."""
+    monkeypatch.setattr(demo_model, "SHIPPED", tmp_path / "demo_weights")
+    spec = _tiny()
+    first = demo_model.load_or_build(tmp_path / "home", corpus(FINETUNE[:16]), spec)
+    changed = corpus(FINETUNE[16:32])
+    assert demo_model.base_key(spec, changed) == first.info["base"]["key"]
+    second = demo_model.load_or_build(tmp_path / "home", changed, spec, log=lambda m: None)
+    assert second.base_path == first.base_path and second.adapter_path != first.adapter_path
+    assert second.info["adapter"]["base"] == first.info["base"]["key"]
 
 
 def test_rebuild_builds_anew_and_leaves_the_kept_model_alone_for_another_spec(tmp_path, monkeypatch):
     monkeypatch.setattr(demo_model, "SHIPPED", tmp_path / "demo_weights")
-    spec = replace(demo_model.DEMO_SIZES["tiny"], copy_steps=1, window_steps=1, base_steps=1, adapter_epochs=0.05)
-    taught = demo_model.DemoCorpus(CHUNKS, load_chat_jsonl(SAMPLE_DATA / "finetune" / "train.jsonl")[:16], rag_messages)
+    spec, taught = _tiny(), corpus(FINETUNE[:16])
     first = demo_model.load_or_build(tmp_path / "home", taught, spec)
+    stamp = (first.base_path / "build_info.json").stat().st_mtime_ns
     again = demo_model.load_or_build(tmp_path / "home", taught, spec, rebuild=True)
-    assert first.base_path == again.base_path and again.info["key"] == demo_model.build_key(spec, taught)
+    assert first.base_path == again.base_path and again.info["base"]["key"] == demo_model.base_key(spec, taught)
+    assert (again.base_path / "build_info.json").stat().st_mtime_ns != stamp
     assert not (tmp_path / "demo_weights").exists()  # only the default spec replaces the kept copy

@@ -1,0 +1,151 @@
+"""The shipped demo model reads: over documents written here, which no part of its training saw, RAG answers hold
+the asked fact, and the adapter's answers keep the brand voice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from adapters import demo_model
+from playground.config import PROJECT_ROOT
+
+DOCUMENTS = {
+    "harrow-bay-kayak.md": """Harrow Bay Touring Kayak
+
+The Harrow Bay touring kayak is a sit-inside kayak for lakes and calm coastal water. Paddlers like it for day trips.
+
+Price and size
+
+The Harrow Bay kayak costs $1,180.
+The Harrow Bay kayak is 14 feet 2 inches long.
+The Harrow Bay kayak weighs 52 lb.
+The Harrow Bay kayak has a maximum load of 310 lb.
+
+Warranty
+
+The Harrow Bay kayak hull is covered by a 7-year warranty.""",
+    "quarry-lane-store.md": """Quarry Lane Store
+
+The Quarry Lane store is the newest shop in the northern district.
+
+Visiting
+
+The Quarry Lane store is at 88 Tanner Road.
+The Quarry Lane store opens at 8:30 AM on weekdays.
+The Quarry Lane store phone number is (415) 730-2291.
+The Quarry Lane store manager is Odile Marchetti.""",
+    "lumalite-lantern.txt": """Lumalite 250 Lantern - Product Page
+
+The Lumalite 250 lantern is a rechargeable camp lantern with a warm light mode.
+
+Key specs
+
+The Lumalite 250 lantern gives 250 lumens on the high setting.
+The Lumalite 250 lantern runs for 42 hours on the low setting.
+The Lumalite 250 lantern costs $58.
+The Lumalite 250 lantern charges fully in 5 hours.""",
+    "paddle-club.md": """Paddle Club Membership
+
+The Paddle Club is a membership for people who rent boats often.
+
+How it works
+
+A Paddle Club membership costs $120 per year.
+Paddle Club members get 25% off every boat rental.
+The Paddle Club hosts a free river clinic on the first Saturday of June.
+Paddle Club questions go to paddle@harrowbay.example.""",
+    "frostline-gloves.txt": """Frostline Gloves
+
+The Frostline gloves are insulated winter gloves for skiing and snowshoeing.
+
+Details
+
+The Frostline gloves cost $74.
+The Frostline gloves come in a color called Arctic Teal.
+The Frostline gloves are rated warm to -20 degrees Fahrenheit.
+The Frostline gloves have a 3-year warranty.""",
+}
+QUESTIONS = [  # (question, fact, source)
+    ("How much does the Harrow Bay kayak cost?", "$1,180", "harrow-bay-kayak.md"),
+    ("How long is the Harrow Bay kayak?", "14 feet 2 inches", "harrow-bay-kayak.md"),
+    {
+        "question": "What is the maximum load of the Harrow Bay kayak?",
+        "fact": "310 lb",
+        "source": "harrow-bay-kayak.md",
+    },
+    ("Where is the Quarry Lane store?", "88 Tanner Road", "quarry-lane-store.md"),
+    ("What time does the Quarry Lane store open?", "8:30 AM", "quarry-lane-store.md"),
+    ("Who manages the Quarry Lane store?", "Odile Marchetti", "quarry-lane-store.md"),
+    ("How bright is the Lumalite 250 lantern?", "250 lumens", "lumalite-lantern.txt"),
+    {
+        "question": "How long does the Lumalite 250 lantern run on low?",
+        "fact": "42 hours",
+        "source": "lumalite-lantern.txt",
+    },
+    ("What does the Lumalite 250 lantern cost?", "$58", "lumalite-lantern.txt"),
+    ("How much is a Paddle Club membership?", "$120", "paddle-club.md"),
+    ("What discount do Paddle Club members get on rentals?", "25%", "paddle-club.md"),
+    {
+        "question": "What is the email address for Paddle Club questions?",
+        "fact": "paddle@harrowbay.example",
+        "source": "paddle-club.md",
+    },
+    ("How much do the Frostline gloves cost?", "$74", "frostline-gloves.txt"),
+    {
+        "question": "What color do the Frostline gloves come in?",
+        "fact": "Arctic Teal",
+        "source": "frostline-gloves.txt",
+    },
+]
+
+
+def _shipped_fits() -> bool:
+    return all((demo_model.SHIPPED / part / "build_info.json").is_file() for part in ("base", "adapter"))
+
+
+@pytest.mark.skipif(not _shipped_fits(), reason="no demo model is kept in the repository")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,  # only the figures may fall short: a crash or a rebuild fails the test
+    reason="the kept demo model, trained in minutes on a CPU, has not learnt to copy from its context yet; "
+    "strict: once it reads, this passes and the mark must go",
+)
+def test_rag_finds_facts_in_documents_the_demo_model_never_saw(tmp_path):
+    knowledge_base = tmp_path / "documents"
+    knowledge_base.mkdir()
+    for name, text in DOCUMENTS.items():
+        (knowledge_base / name).write_text(text + "\n")
+    questions = tmp_path / "questions.jsonl"
+    rows = [{"question": q, "answer": fact, "fact": fact, "source": source} for q, fact, source in QUESTIONS]
+    questions.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    env = {
+        **os.environ,
+        "PLAYGROUND_HOME": str(tmp_path / "home"),
+        "PLAYGROUND_KNOWLEDGE_BASE": str(knowledge_base),
+        "PLAYGROUND_BASE_MODEL": "demo",
+        "PLAYGROUND_DEMO_SIZE": "small",  # the shipped model, as a fresh clone starts
+        "HF_HUB_OFFLINE": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "playground", "eval", "--questions", str(questions), "--json"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    if "training the base model" in done.stderr:
+        raise RuntimeError("the kept model must be used, not rebuilt")
+    report = json.loads(done.stdout)
+    assert report["questions"] == len(QUESTIONS) >= 12 and len(DOCUMENTS) >= 5
+    assert report["fact_hit_rate"]["rag"] >= 0.5, report["fact_hit_rate"]
+    assert report["fact_hit_rate"]["rag"] > report["fact_hit_rate"]["base"]
+    for row in report["rows"]:
+        for arm in ("finetuned", "hybrid"):
+            assert row[f"{arm}_answer"].startswith("Hey trailblazer!"), (arm, row[f"{arm}_answer"])
