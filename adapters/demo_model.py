@@ -38,7 +38,7 @@ import torch
 from adapters.datasets import IGNORE_INDEX, ChatExample
 from adapters.document_lessons import document_lessons
 from adapters.jobs.events import JobEvent, Step
-from adapters.reading_lessons import lessons
+from adapters.reading_lessons import RagMessages, lessons
 from adapters.training.backends import choose_backend
 from adapters.training.common import FitSettings, LoraSettings, TokenizedExample, answer_loss, use_bf16
 from adapters.training.train import TrainSpec, train
@@ -56,8 +56,6 @@ CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
-
-RagMessages = Callable[[str, Sequence[tuple[str, str]]], list[dict[str, str]]]
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-Chunk = tuple[str, str]  # (source file name, text)
-RagMessages = Callable[[str, Sequence[Chunk]], list[dict[str, str]]]
-FOLLOW_UP = "Question: {question}\n\nAnswer the question from the context."
+from adapters.reading_lessons import FOLLOW_UP, Chunk, RagMessages
 
 _STOPWORDS = frozenset(
     [
