@@ -290,8 +290,8 @@ def _build_into(target: Path, build: Callable[[Path], dict], replace: bool) -> d
 def copy_examples(token_pool: Sequence[int], count: int, rng: random.Random) -> list[TokenizedExample]:
     """Spans of tokens said twice, with loss on the second saying: predictable only by copying the first.
 
-    The tokens are drawn from the lessons' own token stream, so the embeddings that copying shapes are the ones
-    reading uses.
+    The tokens are drawn from `token_pool` (the builder passes the lessons' most frequent tokens, so copying
+    forms on tokens that reading uses).
     """
     examples = []
     for _ in range(count):
@@ -357,7 +357,7 @@ def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str
 
     def fit(
         data: list[TokenizedExample], steps: int, batch_size: int, context_weight: float, constant: bool, what: str
-    ):
+    ) -> LoopReport:
         settings = FitSettings(
             learning_rate=spec.learning_rate,
             max_steps=steps,
