@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from transformers import (
@@ -41,6 +41,7 @@ from adapters.errors import UserError
 from adapters.sampling import TokenPicker
 from adapters.streaming import BatchRowStreamer, TokenEvent, TokenText
 
+T = TypeVar("T")
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" inside a mixed batch
 _UNKNOWN = "\0unknown"  # the model's adapter state is not known: the next `_use` sets it whatever it was
 
@@ -275,6 +276,16 @@ class Engine:
         """After peft changed adapters itself (load, delete, a mixed batch): the next `_use` sets everything."""
         self._active = self._selected = _UNKNOWN
         self._layers = None
+
+    def with_adapter(self, adapter: str | None, task: Callable[[Any, Any], T]) -> T:
+        """Runs `task(model, tokenizer)` on the worker with `adapter` (display name) answering, or none: for
+        measurements of the model itself (the forgetting check's perplexity and answers)."""
+
+        def run() -> T:
+            self._use(adapter)
+            return task(self.model, self.tokenizer)
+
+        return self._worker.call(run)
 
     # -- prompts ------------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ class AdapterInfo:
     created: str = ""  # ISO date and time, UTC
     job: str = ""  # the job that trained it
     owner: str = ""  # on a shared server, the workspace (browser) that trained it until published; "" : everyone's
+    forgetting: dict[str, Any] = field(default_factory=dict)  # the forgetting check after training (ForgettingReport)
     path: str = ""  # filled in when read
 
     def to_json(self) -> dict[str, Any]:

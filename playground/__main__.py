@@ -2,8 +2,9 @@
 
 python -m playground                      # serve on 127.0.0.1:7860
 python -m playground compare "QUESTION" --json
-python -m playground eval --json
+python -m playground eval [--questions FILE] [--arms rag,hybrid] [--out rows.csv] --json
 python -m playground finetune --data FILE --json   # train a LoRA adapter on the loaded base model
+python -m playground forgetting --json    # the adapter against the base model on general text and questions
 python -m playground prepare              # build the demo model and index ahead of time
 python -m playground bench retrieval|ingest|finetune|compare --json
 """
@@ -17,13 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adapters.errors import UserError
-from adapters.jobs.events import BackendChosen, DatasetRead, Eval, JobEvent, Step
+from adapters.jobs.events import BackendChosen, DatasetRead, Eval, Forgetting, JobEvent, Step
 from adapters.training.backends import AUTO, preferences
 from pipelines.retrieval_modes import DEFAULT_MODE, RetrievalMode
 from playground.config import Settings
 from playground.logs import configure_logging
 
-SUBCOMMANDS = ("serve", "compare", "eval", "prepare", "bench", "index", "finetune")
+SUBCOMMANDS = ("serve", "compare", "eval", "forgetting", "prepare", "bench", "index", "finetune")
 
 
 def _log(message: str) -> None:
@@ -75,10 +76,20 @@ def parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", parents=[common, decoding], help="compare the answers to one question")
     compare.add_argument("question")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    evaluate = commands.add_parser("eval", parents=[common, decoding], help="fact hit rate over a question set")
-    evaluate.add_argument("--questions", help="JSONL with question, answer, fact, source (default: the sample set)")
+    evaluate = commands.add_parser(
+        "eval", parents=[common, decoding], help="score the arms over a question set, with 95 % intervals"
+    )
+    evaluate.add_argument(
+        "--questions",
+        help="JSONL or CSV with question, reference and optional fact, source, kind (default: the sample set)",
+    )
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--out", type=Path, help="write the rows (one per question and arm) to this CSV file")
+    evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    forgetting = commands.add_parser(
+        "forgetting", parents=[common], help="base model vs adapter on general text and questions (forgetting)"
+    )
+    forgetting.add_argument("--json", action="store_true", help="print the figures as JSON")
     prepare = commands.add_parser("prepare", parents=[common], help="build the demo model and the index, then exit")
     prepare.add_argument(
         "--rebuild-demo",
@@ -210,7 +221,18 @@ def _finetune(args: argparse.Namespace) -> int:
         _log(f"error: {error}")
         return 2
     fit = {"max_steps": args.max_steps} if args.max_steps else {}
-    done = run_here(settings.home, base, args.data, args.name, args.preset, fit, args.holdout, args.backend, _print)
+    done = run_here(
+        settings.home,
+        base,
+        args.data,
+        args.name,
+        args.preset,
+        fit,
+        args.holdout,
+        args.backend,
+        _print,
+        general_set=settings.general_data,
+    )
     result = {
         "name": done.adapter,
         "path": done.path,
@@ -220,6 +242,7 @@ def _finetune(args: argparse.Namespace) -> int:
         "eval_loss": done.eval_loss,
         "tokens_per_s": done.tokens_per_s,
         "status": done.state,
+        "forgetting": _forgetting_of(done, settings.home),
     }
     if done.state == "failed":
         _log(f"error: {done.error}")
@@ -229,6 +252,16 @@ def _finetune(args: argparse.Namespace) -> int:
         for key, value in result.items():
             print(f"{key}: {value}")
     return 1 if done.state == "failed" else 0
+
+
+def _forgetting_of(done, home: Path) -> dict:
+    """The forgetting check the job stored with its adapter (empty when it did not run)."""
+    from adapters.registry import AdapterRegistry
+
+    if not done.adapter:
+        return {}
+    found = AdapterRegistry(home / "adapters").get(done.adapter)
+    return found.forgetting if found else {}
 
 
 def _print(event: JobEvent) -> None:
@@ -250,6 +283,8 @@ def _progress_line(event: JobEvent) -> str:
             return f"backend: {event.name} ({event.reason})"
         case DatasetRead():
             return f"dataset: {event.train} training and {event.holdout} held-out examples ({event.format})"
+        case Forgetting():
+            return f"forgetting check: {event.sentence or event.error}"
     return json.dumps({k: v for k, v in event.to_json().items() if k != "time"})
 
 
@@ -321,7 +356,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from playground.runtime import start
 
-    items = []
+    items = None
     try:
         settings = _settings(args)
         if args.command in ("compare", "eval"):
@@ -330,6 +365,8 @@ def _run(args: argparse.Namespace) -> int:
             check_request(args.question if args.command == "compare" else "-", _options(args))
         if args.command == "eval":  # a bad question file is found before the models load
             items = _questions(args, settings)
+            if args.out is not None and not args.out.resolve().parent.is_dir():
+                raise UserError(f"--out {args.out}: there is no folder {args.out.resolve().parent}")
         runtime = start(settings)
     except (UserError, OSError) as error:  # bad settings, paths or files
         raise UserError(str(error)) from None
@@ -347,6 +384,15 @@ def _run(args: argparse.Namespace) -> int:
     from playground.compare import CompareService
 
     service = CompareService(runtime)
+    if args.command == "forgetting":
+        from playground.eval_service import EvaluateService
+
+        try:
+            report = EvaluateService(service).forgetting(None)  # the adapter the runtime loaded (--adapter)
+        except UserError as error:
+            raise UserError(str(error)) from None
+        print(json.dumps(report.to_json(), indent=2) if args.json else report.sentence)
+        return 0
     if args.command == "compare":
         try:
             result = service.compare(args.question, _options(args)).to_json()
@@ -358,25 +404,61 @@ def _run(args: argparse.Namespace) -> int:
             _print_comparison(result)
         return 0
 
-    from playground.evaluate import evaluate
+    from playground import eval_history
+    from playground.evaluate import EvalReport, run
 
+    report = None
     try:
-        report = evaluate(service, items, _options(args), progress=lambda i, n: _log(f"eval: {i}/{n}"))
+        for step in run(service, items, _options(args), runtime.embedder.model):
+            if isinstance(step, EvalReport):
+                report = step
+            else:
+                _log(f"eval: {step.text}")
     except UserError as error:
         raise UserError(str(error)) from None
+    assert report is not None
+    folder = eval_history.save(runtime.settings.home, report)
+    rows = eval_history.rows_csv(report.rows)
+    if args.out is not None:
+        args.out.write_text(rows, encoding="utf-8")
+        _log(f"eval: {len(report.rows)} rows written to {args.out}")
+    _log(f"eval: stored as {folder}")
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report.to_json(with_rows=False), indent=2))
     else:
-        print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=2))
+        _print_summary(report.summary)
     return 0
 
 
-def _questions(args: argparse.Namespace, settings: Settings) -> list:
-    from playground.evaluate import load_questions
+def _print_summary(summary: dict) -> None:
+    from playground.evaluate import METRIC_LABELS, QUALITY
+
+    arms = summary["arms"]
+    print(f"{summary['questions']} questions; mean [95 % bootstrap interval]")
+    for metric in (*QUALITY, "latency_s"):
+        cells = []
+        for arm in arms:
+            found = summary["metrics"][arm][metric]
+            cells.append(
+                f"{arm} {found['mean']:.2f} [{found['low']:.2f}, {found['high']:.2f}]" if found else f"{arm} -"
+            )
+        print(f"  {METRIC_LABELS[metric]}: " + "; ".join(cells))
+    for metric, found in summary["retrieval"].items():
+        if found:
+            print(f"  retrieval {METRIC_LABELS[metric]}: {found['mean']:.2f} [{found['low']:.2f}, {found['high']:.2f}]")
+    for sentence in summary["findings"]:
+        print(sentence)
+
+
+def _questions(args: argparse.Namespace, settings: Settings):
+    from dataclasses import replace
+
+    from playground.questions import load_questions
 
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
-    return load_questions(Path(args.questions) if args.questions else settings.eval_data)[: args.limit]
+    found = load_questions(Path(args.questions) if args.questions else settings.eval_data)
+    return replace(found, items=found.items[: args.limit])
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ import gradio as gr
 
 from playground.compare import CompareService
 from playground.documents import DocumentsService
+from playground.eval_service import EvaluateService
 from playground.finetune import FinetuneService
 from playground.load import LoadLimits, enable_queue, max_upload_bytes
 from playground.runtime import Runtime
 from playground.ui import compare as compare_tab
 from playground.ui import documents as documents_tab
+from playground.ui import evaluate as evaluate_tab
 from playground.ui import finetune as finetune_tab
 from playground.ui.render import CSS, model_banner
 
@@ -29,11 +31,13 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
         banner = gr.Markdown(model_banner(runtime.model), elem_id="model-banner")
         with gr.Tab("Compare"):
             choices = finetune.adapter_choices(finetune.roles.caller(None))  # a visitor's view until the page loads
-            compare_files, compare_adapter = compare_tab.build(service, workspace, choices, banner)
+            controls = compare_tab.build(service, workspace, choices, banner)
         with gr.Tab("Documents"):
-            refresh, filled = documents_tab.build(documents, workspace, compare_files, service.sources)
+            refresh, filled = documents_tab.build(documents, workspace, controls.files, service.sources)
         with gr.Tab("Fine-tune"):
-            finetune_tab.build(finetune, compare_adapter, workspace)
+            finetune_tab.build(finetune, controls.adapter, workspace)
+        with gr.Tab("Evaluate"):
+            evaluate_tab.build(EvaluateService(service), workspace, controls)
 
         def open_workspace(workspace_id: str | None) -> str:
             return documents.workspace(workspace_id).id
@@ -45,7 +49,7 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
 
         app.load(open_workspace, workspace, workspace, api_visibility="private").then(
             refresh, workspace, filled, api_visibility="private"
-        ).then(current_adapters, [compare_adapter, workspace], compare_adapter, api_visibility="private")
+        ).then(current_adapters, [controls.adapter, workspace], controls.adapter, api_visibility="private")
     enable_queue(app, LoadLimits.of(runtime.settings), default_concurrency_limit=4)
     return app
 

@@ -63,6 +63,8 @@ class Settings:
     eval_data: Path = field(
         default_factory=lambda: Path(_env("PLAYGROUND_EVAL_DATA", str(SAMPLE_DATA / "eval" / "questions.jsonl")))
     )
+    # General text and questions outside any fine-tuning domain: the forgetting check (empty: no check)
+    general_data: str = field(default_factory=lambda: _env("PLAYGROUND_GENERAL_DATA", str(SAMPLE_DATA / "general")))
     chunk_size: int = field(default_factory=lambda: _env_int("PLAYGROUND_CHUNK_SIZE", 0))  # 0: what the embedder reads
     chunk_overlap: int = field(default_factory=lambda: _env_int("PLAYGROUND_CHUNK_OVERLAP", 50))
     top_k: int = field(default_factory=lambda: _env_int("PLAYGROUND_TOP_K", 3))

@@ -1,98 +1,256 @@
-"""Evaluation over a question set: how often each pane's answer holds the reference fact."""
+"""Evaluation over a question set: every chosen arm answers every question, each answer is scored against the
+reference, each question's retrieval against the file that holds its answer, and the summary gives every mean
+with a bootstrap 95 % interval and every difference between arms with its own (paired) interval.
+
+The arms run exactly as on the Compare tab (`CompareService`), so the latency figures are the same honest ones:
+the arms that read retrieved chunks carry the retrieval time.
+"""
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from itertools import combinations
 from typing import Any
 
-from adapters.errors import UserError
-from playground.compare import ROW_NAMES, CompareOptions, CompareService
+from playground.answer_scores import ANSWER_METRICS, Scored, retrieval_scores, score_answers
+from playground.bootstrap import Interval, mean_interval, paired_difference
+from playground.compare import ARMS, ROW_NAMES, CompareOptions, CompareService, Comparison
+from playground.metrics import LABELS
+from playground.questions import EvalItem, QuestionSet
 
-REQUIRED_FIELDS = ("question", "answer", "fact", "source")
-
-
-@dataclass(frozen=True)
-class EvalItem:
-    question: str
-    answer: str
-    fact: str
-    source: str
-    kind: str = ""
-
-
-def load_questions(path: Path) -> list[EvalItem]:
-    """The question set in `path` (JSONL); every problem is a ValueError naming the file, and the line if any."""
-    if not path.is_file():
-        raise UserError(f"{path}: no such question file (JSONL with {', '.join(REQUIRED_FIELDS)} per line)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"{path.name}: not UTF-8 text") from None
-    items = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path.name}, line {number}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict):
-            raise UserError(f"{path.name}, line {number}: expected a JSON object, got {type(record).__name__}")
-        missing = [f for f in REQUIRED_FIELDS if not isinstance(record.get(f), str) or not record[f].strip()]
-        if missing:
-            raise UserError(f"{path.name}, line {number}: missing or empty field '{missing[0]}'")
-        items.append(EvalItem(**{k: record[k] for k in (*REQUIRED_FIELDS, "kind") if k in record}))
-    if not items:
-        raise UserError(f"{path.name}: no questions")
-    return items
+QUALITY = tuple(ANSWER_METRICS)  # exact_match, f1, rouge_l, semantic_similarity, fact_hit
+RETRIEVAL = ("recall_at_k", "mrr")
+COSTS = ("retrieval_s", "ttft_s", "latency_s", "prompt_tokens", "completion_tokens")
+ROW_COLUMNS = (
+    "question",
+    "kind",
+    "arm",
+    "adapter",
+    "answer",
+    "reference",
+    "fact",
+    *QUALITY,
+    *RETRIEVAL,
+    *COSTS,
+    "error",
+)
+SHORT = {"base": "Base", "rag": "RAG", "finetuned": "Fine-tuned", "hybrid": "Hybrid"}  # "Hybrid − RAG F1: +0.12 …"
+METRIC_LABELS = {
+    **{name: metric.label for name, metric in ANSWER_METRICS.items()},
+    "recall_at_k": "recall@k",
+    "mrr": "MRR",
+    "retrieval_s": "retrieval (s)",
+    "ttft_s": "time to first token (s)",
+    "latency_s": "total (s)",
+    "prompt_tokens": "prompt tokens",
+    "completion_tokens": "completion tokens",
+}
 
 
-def contains_fact(text: str, fact: str) -> bool:
-    return fact.lower() in (text or "").lower()
+@dataclass
+class Progress:
+    """After each question: how far the run is, and its rows so far."""
+
+    done: int
+    total: int
+    elapsed_s: float
+    rows: list[dict[str, Any]]
+
+    @property
+    def eta_s(self) -> float | None:
+        return self.elapsed_s / self.done * (self.total - self.done) if self.done else None
+
+    @property
+    def text(self) -> str:
+        eta = self.eta_s
+        left = "" if eta is None or self.done == self.total else f", about {_duration(eta)} left"
+        return f"{self.done}/{self.total} questions, {_duration(self.elapsed_s)} so far{left}"
 
 
-def evaluate(
+@dataclass
+class EvalReport:
+    settings: dict[str, Any]
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    run_id: str = ""  # set once stored (playground.eval_history)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, with_rows: bool = True) -> dict[str, Any]:
+        return {"run_id": self.run_id, **self.summary, "settings": self.settings} | (
+            {"rows": self.rows} if with_rows else {}
+        )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def _source_name(source: str) -> str:
+    return source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def question_rows(item: EvalItem, state: Comparison, embedder_model: str | None) -> list[dict[str, Any]]:
+    """One row per arm for one answered question, scored."""
+    retrieved = [_source_name(chunk["source"]) for chunk in state.chunks]
+    reads = any(ARMS[arm][1] for arm in state.rows)
+    recall, mrr = (
+        retrieval_scores(retrieved, item.source, int(state.retrieval["top_k"]))
+        if item.source and reads
+        else (None, None)
+    )
+    texts = {arm: (state.answers.get(arm) or {}).get("text", "") for arm in state.rows}
+    scores = score_answers([Scored(texts[arm], item.reference, item.fact) for arm in state.rows], embedder_model)
+    rows = []
+    for index, arm in enumerate(state.rows):
+        answer = state.answers.get(arm)
+        error = state.errors.get(arm, "" if answer else "no answer")
+        row: dict[str, Any] = {
+            "question": item.question,
+            "kind": item.kind,
+            "arm": arm,
+            "adapter": state.adapters.get(arm) or "",
+            "answer": texts[arm],
+            "reference": item.reference,
+            "fact": item.fact or "",
+        }
+        for metric in QUALITY:
+            row[metric] = None if error else scores[metric][index]
+        # Retrieval belongs to the arms that read what it found.
+        row["recall_at_k"], row["mrr"] = (recall, mrr) if ARMS[arm][1] and not error else (None, None)
+        for cost in COSTS:
+            row[cost] = answer[cost] if answer else None
+        row["error"] = error
+        rows.append(row)
+    return rows
+
+
+def run(
     service: CompareService,
-    items: list[EvalItem],
+    questions: QuestionSet,
     options: CompareOptions = CompareOptions(),
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
-    """Fact hit rate per pane (overall and per question kind) and the retriever's source hit rate."""
+    embedder_model: str | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Iterator[Progress | EvalReport]:
+    """Yields a `Progress` after every question, then the `EvalReport` (of the questions answered, when stopped)."""
+    arms = tuple(arm for arm in ROW_NAMES if arm in options.arms)
+    options = replace(options, arms=arms)
+    service.check("-", options)  # bad options are refused before the first question
+    started_at = datetime.now(UTC)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    for index, item in enumerate(items, start=1):
-        result = service.compare(item.question, options)
-        answers = result.answers
-        rows.append(
-            {
-                "question": item.question,
-                "kind": item.kind,
-                "fact": item.fact,
-                "retrieved_source": item.source in {c["source"] for c in result.chunks},
-                **{f"{name}_hit": contains_fact(answers[name]["text"], item.fact) for name in answers},
-                **{f"{name}_answer": answers[name]["text"] for name in answers},
-            }
-        )
-        if progress:
-            progress(index, len(items))
+    last: Comparison | None = None
+    for done, item in enumerate(questions.items, start=1):
+        if should_stop():
+            break
+        last = service.compare(item.question, options)
+        rows += question_rows(item, last, embedder_model)
+        yield Progress(done, len(questions.items), time.perf_counter() - started, rows)
+    settings = {
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "questions": {"name": questions.name, "sha256": questions.sha256, "count": len(questions.items)},
+        "answered": len({row["question"] for row in rows}) if rows else 0,
+        "arms": list(arms),
+        "model": {"base": service.runtime.model.base, "source": service.runtime.model.source},
+        "adapter": (last.model.adapter if last else None) if any(ARMS[a][0] for a in arms) else None,
+        "retrieval": dict(last.retrieval) if last else {},
+        "private_documents": options.workspace is not None,
+        "decoding": dict(last.decoding) if last else {},
+        "timing": last.timing if last else "",
+        "embedder": service.runtime.embedder.name,
+    }
+    summary = summarize(rows, arms)
+    summary["top_k"] = settings["retrieval"].get("top_k") if any(ARMS[arm][1] for arm in arms) else None
+    yield EvalReport(settings, rows, summary)
 
-    def rate(key: str, subset: list[dict[str, Any]]) -> float | None:
-        values = [r[key] for r in subset if key in r]
+
+def _interval_json(interval: Interval | None) -> dict[str, Any] | None:
+    if interval is None:
+        return None
+    return {"mean": interval.mean, "low": interval.low, "high": interval.high, "n": interval.n}
+
+
+def _by_question(rows: Sequence[dict[str, Any]], arm: str, metric: str) -> dict[str, Any]:
+    return {row["question"]: row[metric] for row in rows if row["arm"] == arm}
+
+
+def summarize(rows: Sequence[dict[str, Any]], arms: Sequence[str]) -> dict[str, Any]:
+    """Per arm, every metric's mean with its bootstrap interval; per pair of arms, the paired difference of each
+    quality metric; retrieval once per question; and the fact hit rate per arm and kind."""
+    questions = list(dict.fromkeys(row["question"] for row in rows))
+    per_arm = {
+        arm: {
+            metric: _interval_json(mean_interval([row[metric] for row in rows if row["arm"] == arm]))
+            for metric in (*QUALITY, *COSTS)
+        }
+        for arm in arms
+    }
+    differences = []
+    for first, second in combinations(arms, 2):  # pane order: the later arm minus the earlier one
+        for metric in QUALITY:
+            a, b = _by_question(rows, second, metric), _by_question(rows, first, metric)
+            interval = paired_difference([a.get(q) for q in questions], [b.get(q) for q in questions])
+            if interval is None:
+                continue
+            text = f"{SHORT[second]} − {SHORT[first]} {METRIC_LABELS[metric]}: {interval.text(signed=True)}"
+            differences.append(
+                {"arm": second, "minus": first, "metric": metric, **_interval_json(interval), "text": text}
+            )
+    reader = next((arm for arm in arms if ARMS[arm][1]), None)
+    retrieval = {
+        metric: _interval_json(mean_interval(list(_by_question(rows, reader, metric).values()))) if reader else None
+        for metric in RETRIEVAL
+    }
+    kinds = sorted({row["kind"] for row in rows if row["kind"]})
+
+    def hit_rate(subset: Sequence[dict[str, Any]], arm: str) -> float | None:
+        values = [row["fact_hit"] for row in subset if row["arm"] == arm and row["fact_hit"] is not None]
         return round(sum(values) / len(values), 3) if values else None
 
-    kinds = sorted({r["kind"] for r in rows if r["kind"]})
     return {
-        "questions": len(rows),
-        "fact_hit_rate": {name: rate(f"{name}_hit", rows) for name in ROW_NAMES},
+        "questions": len(questions),
+        "arms": list(arms),
+        "metrics": per_arm,
+        "differences": differences,
+        "retrieval": retrieval,
+        "fact_hit_rate": {arm: hit_rate(rows, arm) for arm in arms},
         "by_kind": {
-            kind: {name: rate(f"{name}_hit", [r for r in rows if r["kind"] == kind]) for name in ROW_NAMES}
-            for kind in kinds
+            kind: {arm: hit_rate([r for r in rows if r["kind"] == kind], arm) for arm in arms} for kind in kinds
         },
-        "retrieval_source_hit_rate": rate("retrieved_source", rows),
-        "seconds": round(time.perf_counter() - started, 1),
-        "rows": rows,
+        "errors": sum(1 for row in rows if row["error"]),
+        "findings": findings(per_arm, differences, arms),
     }
+
+
+def findings(per_arm: dict[str, Any], differences: Sequence[dict[str, Any]], arms: Sequence[str]) -> list[str]:
+    """Plain sentences: per quality metric, which arm scored highest and whether its lead is more than noise."""
+    sentences = []
+    for metric in QUALITY:
+        means = {arm: per_arm[arm][metric]["mean"] for arm in arms if per_arm[arm][metric]}
+        if len(means) < 2:
+            continue
+        ranked = sorted(means, key=means.__getitem__, reverse=True)
+        best, runner_up = ranked[0], ranked[1]
+        pair = next(
+            (d for d in differences if d["metric"] == metric and {d["arm"], d["minus"]} == {best, runner_up}), None
+        )
+        if pair is None:
+            continue
+        sign = 1 if pair["arm"] == best else -1
+        low, high = sorted((sign * pair["low"], sign * pair["high"]))
+        label = METRIC_LABELS[metric]
+        if low > 0:
+            sentences.append(
+                f"On {label}, {LABELS[best]} scored highest ({means[best]:.2f}), ahead of {LABELS[runner_up]} by "
+                f"{sign * pair['mean']:+.2f} [{low:+.2f}, {high:+.2f}]; the 95 % interval excludes zero."
+            )
+        else:
+            sentences.append(
+                f"On {label}, {LABELS[best]} ({means[best]:.2f}) and {LABELS[runner_up]} ({means[runner_up]:.2f}) "
+                f"are not told apart by these questions: the difference's interval [{low:+.2f}, {high:+.2f}] "
+                "includes zero."
+            )
+    return sentences

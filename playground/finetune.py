@@ -153,6 +153,7 @@ class FinetuneService:
             backend=backend,
             device=self.runtime.settings.device or None,
             owner="" if not self.roles.shared else caller.workspace or "",
+            general_set=self.runtime.settings.general_data,
         )
         return self.jobs.submit(spec)
 
@@ -360,6 +361,7 @@ ADAPTER_HEADERS = [
     "Backend",
     "Minutes",
     "Trained (UTC)",
+    "Forgetting check (general text perplexity; general questions right, base → adapter)",
 ]
 STARTUP = "startup adapter (protected)"
 
@@ -414,9 +416,22 @@ def adapter_rows(service: FinetuneService, caller: Caller = Caller(owner=True)) 
             a.backend or "–",
             round(a.duration_s / 60, 1) if a.duration_s else "–",
             a.created.replace("T", " ")[:16] or "–",
+            forgetting_cell(a.forgetting),
         ]
         for a in service.adapters(caller)
     ]
+
+
+def forgetting_cell(found: dict[str, Any]) -> str:
+    """'+38 % (12.1 → 16.7); 11 → 9 of 24'; '–' when no check ran."""
+    if not found:
+        return "–"
+    if found.get("error"):
+        return f"not measured: {found['error']}"
+    return (
+        f"{found['perplexity_change']:+.0%} ({found['base_perplexity']:.1f} → {found['adapter_perplexity']:.1f}); "
+        f"{found['base_correct']} → {found['adapter_correct']} of {found['questions']}"
+    )
 
 
 def _status_cell(adapter: AdapterInfo, startup: str | None, caller: Caller) -> str:

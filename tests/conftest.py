@@ -19,7 +19,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from playground.compare import CompareService
-from playground.config import Settings
+from playground.config import PROJECT_ROOT, Settings
 from playground.runtime import Runtime, start
 
 
@@ -43,6 +43,32 @@ def runtime(settings: Settings) -> Runtime:
 @pytest.fixture(scope="session")
 def service(runtime: Runtime) -> CompareService:
     return CompareService(runtime)
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """`python -m playground ARGS` on the session's tiny demo model (pass the session's home: it starts in seconds)."""
+
+    def run(home: Path, *args: str) -> subprocess.CompletedProcess:
+        env = {
+            **os.environ,
+            "PLAYGROUND_HOME": str(home),
+            "PLAYGROUND_DEMO_SIZE": "tiny",
+            "PLAYGROUND_MAX_NEW_TOKENS": "12",
+            "PLAYGROUND_MIN_NEW_TOKENS": "6",
+            "HF_HUB_OFFLINE": "1",
+        }
+        env.pop("PLAYGROUND_BASE_MODEL", None)
+        return subprocess.run(
+            [sys.executable, "-m", "playground", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    return run
 
 
 def _free_port() -> int:

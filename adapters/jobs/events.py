@@ -116,6 +116,23 @@ class Saved(JobEvent, kind="saved"):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Forgetting(JobEvent, kind="forgetting"):
+    """The forgetting check after training: base model against the new adapter, outside the fine-tuning domain."""
+
+    base_perplexity: float | None = None  # on the general text set
+    adapter_perplexity: float | None = None
+    tokens: int | None = None
+    base_correct: int | None = None  # of `questions` general questions
+    adapter_correct: int | None = None
+    questions: int | None = None
+    sentence: str = ""
+    error: str | None = None  # why the check could not run (the adapter is saved all the same)
+
+    def apply(self, view: JobView) -> None:
+        view.forgetting = self.sentence or f"the forgetting check could not run: {self.error}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Done(JobEvent, kind="done"):
     """How the job ended: written by its process, or by the app when the process died without a word."""
 

@@ -367,6 +367,7 @@ def run_here(
     holdout: float,
     backend: str,
     echo: Callable[[JobEvent], None] | None = None,
+    general_set: str = "",
 ) -> Done:
     """Runs a job in this process (the CLI), recorded in the same history as the page's jobs; `echo` sees each
     event as it is logged."""
@@ -381,6 +382,7 @@ def run_here(
         preset=preset,
         fit=fit,
         backend=backend,
+        general_set=general_set,
     )
     job_dir = home / "jobs" / spec.id
     job_dir.mkdir(parents=True)

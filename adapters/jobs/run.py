@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from adapters.files import atomic_write_json
-from adapters.jobs.events import BackendChosen, DatasetRead, Done, JobEvent, Orphaned, StateChanged, parse_lines
+from adapters.jobs.events import (
+    BackendChosen,
+    DatasetRead,
+    Done,
+    Forgetting,
+    JobEvent,
+    Orphaned,
+    StateChanged,
+    parse_lines,
+)
 
 SPEC, EVENTS, CANCEL = "spec.json", "events.jsonl", "cancel"
 FINAL_STATES = ("completed", "cancelled", "failed")
@@ -45,6 +54,7 @@ class JobSpec:
     backend: str = "auto"
     device: str | None = None
     owner: str = ""  # on a shared server, the workspace that launched it ("" : the server's owner)
+    general_set: str = ""  # folder of the forgetting check's general text and questions; "": no check
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @classmethod
@@ -146,6 +156,7 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
             should_stop=cancel.exists,
         )
         cancelled = result.status == "cancelled"
+        forgetting = {} if cancelled or not spec.general_set else _check_forgetting(spec, staged, log)
         info = AdapterInfo(
             name=spec.name,
             base_model=spec.base_name,
@@ -160,6 +171,7 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             job=spec.id,
             owner=spec.owner,
+            forgetting=forgetting,
         )
         info = registry.commit(staged, info)
     return Done(
@@ -173,6 +185,30 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
         eval_loss=result.eval_loss,
         tokens_per_s=result.tokens_per_s,
     )
+
+
+def _check_forgetting(spec: JobSpec, adapter: Path, log: EventLog) -> dict[str, Any]:
+    """Base model against the adapter just trained, on text and questions outside its data; a failure is reported
+    and the adapter is kept all the same."""
+    from adapters.forgetting import check_forgetting, load_general_set, peft_runner
+
+    try:
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = spec.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
+        base = AutoModelForCausalLM.from_pretrained(spec.base_model, dtype=dtype).to(device)
+        model = PeftModel.from_pretrained(base, str(adapter)).eval()
+        report = check_forgetting(peft_runner(model, tokenizer), load_general_set(Path(spec.general_set)))
+    except Exception as error:  # the check is a measurement; the training it follows succeeded
+        log(Forgetting(error=f"{type(error).__name__}: {error}"))
+        return {"error": f"{type(error).__name__}: {error}"}
+    found = report.to_json()
+    log(Forgetting(**{k: v for k, v in found.items() if k in Forgetting.__dataclass_fields__}))
+    return found
 
 
 def _as_tuple_fields(values: dict[str, Any]) -> dict[str, Any]:

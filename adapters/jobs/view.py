@@ -29,6 +29,7 @@ class JobView:
     adapter: str = ""
     error: str = ""
     queue_position: int | None = None
+    forgetting: str = ""  # the forgetting check's sentence, once it ran
     losses: list[tuple[int, float]] = field(default_factory=list)
     eval_losses: list[tuple[int, float]] = field(default_factory=list)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
@@ -22,6 +22,64 @@ PANES = {
     "hybrid": ("Hybrid: LoRA adapter {adapter} + retrieved chunks", "answer-hybrid"),
 }
 TIME_ALONE = "sequential"  # "time each approach alone": the arms run one after another
+
+
+@dataclass(frozen=True)
+class CompareControls:
+    """The tab's adapter, decoding and retrieval settings: the Evaluate tab runs with the same ones."""
+
+    adapter: gr.Dropdown
+    files: gr.Dropdown
+    max_new_tokens: gr.Slider
+    temperature: gr.Slider
+    seed: gr.Number
+    alone: gr.Checkbox
+    top_k: gr.Slider
+    mode: gr.Radio
+    rerank: gr.Checkbox
+
+    def inputs(self) -> list[Any]:
+        """In the order `compare_options` takes their values."""
+        return [
+            self.max_new_tokens,
+            self.temperature,
+            self.seed,
+            self.alone,
+            self.top_k,
+            self.mode,
+            self.files,
+            self.rerank,
+            self.adapter,
+        ]
+
+
+def compare_options(
+    arms: tuple[str, ...],
+    workspace_id: str | None,
+    tokens: float,
+    temp: float,
+    seed_value: float | None,
+    time_alone: bool,
+    k: float,
+    retrieval: str,
+    only: list[str] | None,
+    use_reranker: bool,
+    adapter_name: str | None,
+) -> CompareOptions:
+    """The options the controls' values stand for."""
+    return CompareOptions(
+        arms=arms,
+        max_new_tokens=int(tokens),
+        temperature=float(temp),
+        seed=int(seed_value or 0),
+        top_k=int(k),
+        retrieval=retrieval,
+        files=tuple(only or ()),
+        workspace=workspace_id,
+        rerank=bool(use_reranker),
+        adapter=adapter_name or None,
+        timing=TIME_ALONE if time_alone else None,
+    )
 
 
 def pane_label(name: str, adapter: str | None) -> str:
@@ -52,8 +110,8 @@ def _view(state: Comparison) -> tuple[Any, ...]:
 
 def build(
     service: CompareService, workspace: gr.BrowserState, adapters: list[str], banner: gr.Markdown
-) -> tuple[gr.Dropdown, gr.Dropdown]:
-    """Lays out the tab; returns the file filter and the adapter choice, which the other tabs update."""
+) -> CompareControls:
+    """Lays out the tab; returns its settings (the other tabs update the file filter and the adapter choice)."""
     setup = service.setup()
     with gr.Row():
         prompt = gr.Textbox(
@@ -117,57 +175,21 @@ def build(
     legend = gr.Markdown(score_legend(None), elem_id="score-legend")
     chunks = gr.HTML(chunks_html([]), elem_id="chunks")
 
+    controls = CompareControls(adapter, files, max_new_tokens, temperature, seed, alone, top_k, mode, rerank)
+
     @shows_errors
     def run(
-        question: str,
-        tokens: float,
-        temp: float,
-        seed_value: float | None,
-        with_base: bool,
-        with_hybrid: bool,
-        time_alone: bool,
-        k: float,
-        retrieval: str,
-        only: list[str] | None,
-        use_reranker: bool,
-        adapter_name: str | None,
-        workspace_id: str | None,
+        question: str, with_base: bool, with_hybrid: bool, workspace_id: str | None, *settings: Any
     ) -> Iterator[tuple]:
         arms = tuple(n for n in ROW_NAMES if (n != "base" or with_base) and (n != "hybrid" or with_hybrid))
-        options = CompareOptions(
-            arms=arms,
-            max_new_tokens=int(tokens),
-            temperature=float(temp),
-            seed=int(seed_value or 0),
-            top_k=int(k),
-            retrieval=retrieval,
-            files=tuple(only or ()),
-            workspace=workspace_id,
-            rerank=bool(use_reranker),
-            adapter=adapter_name or None,
-            timing=TIME_ALONE if time_alone else None,
-        )
+        options = compare_options(arms, workspace_id, *settings)
         # Closed explicitly: when the browser leaves, Gradio closes this generator, and the engine must
         # stop generating for it at once rather than when the garbage collector gets to it.
         with closing(service.stream(question, options)) as states:
             for state in states:
                 yield _view(state)
 
-    inputs = [
-        prompt,
-        max_new_tokens,
-        temperature,
-        seed,
-        show_base,
-        hybrid,
-        alone,
-        top_k,
-        mode,
-        files,
-        rerank,
-        adapter,
-        workspace,
-    ]
+    inputs = [prompt, show_base, hybrid, workspace, *controls.inputs()]
     outputs = [*panes, chunks, legend, metrics, summary, how]
     private: dict[str, Any] = {"api_visibility": "private"}
     # One concurrency group for the page and the API: their comparisons share the slots and the bounded wait.
@@ -227,4 +249,4 @@ def build(
 
     compare.__doc__ = (compare.__doc__ or "").replace("{modes}", ", ".join(value for _, value in setup.modes))
     gr.api(compare, api_name="compare", **slots)
-    return files, adapter
+    return controls

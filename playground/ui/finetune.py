@@ -123,6 +123,8 @@ def _status(view: JobView | None) -> str:
     if view.dataset is not None:
         d = view.dataset
         lines.append(f"Data: {d.train} training and {d.holdout} held-out examples from {d.file}")
+    if view.forgetting:
+        lines.append(f"Forgetting check (general text and questions, outside the fine-tuning data): {view.forgetting}")
     if view.state == "completed":
         lines.append(f"Saved adapter **{view.adapter}**: choose it in the Compare tab.")
     elif view.state == "cancelled" and view.adapter:

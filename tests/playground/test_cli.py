@@ -11,27 +11,7 @@ import sys
 from playground.config import PROJECT_ROOT
 
 
-def run_cli(home, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PLAYGROUND_HOME": str(home),
-        "PLAYGROUND_DEMO_SIZE": "tiny",
-        "PLAYGROUND_MAX_NEW_TOKENS": "12",
-        "PLAYGROUND_MIN_NEW_TOKENS": "6",
-        "HF_HUB_OFFLINE": "1",
-    }
-    env.pop("PLAYGROUND_BASE_MODEL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "playground", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def test_compare_json_offline(runtime, home):
+def test_compare_json_offline(runtime, home, run_cli):
     """Uses the models the session fixture built (same PLAYGROUND_HOME: the cache is reused)."""
     done = run_cli(home, "compare", "What is the price of the Ridgeline 4 tent?", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -42,7 +22,7 @@ def test_compare_json_offline(runtime, home):
     assert "ridgeline-4-tent.txt" in [c["source"] for c in result["chunks"]]
 
 
-def test_empty_question_exits_non_zero_with_a_message(runtime, home):
+def test_empty_question_exits_non_zero_with_a_message(runtime, home, run_cli):
     done = run_cli(home, "compare", "  ", "--json")
     assert done.returncode == 2
     assert "Type a question" in done.stderr
@@ -62,7 +42,7 @@ def test_bad_setting_names_the_variable(home):
     assert "PLAYGROUND_TOP_K" in done.stderr
 
 
-def test_bench_retrieval_prints_figures_with_a_same_run_baseline(home):
+def test_bench_retrieval_prints_figures_with_a_same_run_baseline(home, run_cli):
     done = run_cli(home, "bench", "retrieval", "--chunks", "1500", "--queries", "3", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
@@ -71,7 +51,7 @@ def test_bench_retrieval_prints_figures_with_a_same_run_baseline(home):
         assert report[key] > 0 and report["baseline"][key] > 0
 
 
-def test_index_adds_files_reports_each_and_compare_retrieves_them(runtime, home, tmp_path):
+def test_index_adds_files_reports_each_and_compare_retrieves_them(runtime, home, tmp_path, run_cli):
     own_home = tmp_path / "home"
     for cached in ("models", "indexes"):  # reuse the session's demo model and sample index
         shutil.copytree(home / cached, own_home / cached)
@@ -95,13 +75,17 @@ def test_index_adds_files_reports_each_and_compare_retrieves_them(runtime, home,
     assert sources.count("zyx-lantern.md") == 1, sources
 
 
-def test_finetune_json(runtime, home):
+def test_finetune_json(runtime, home, run_cli):
     """The same job code as the page: trains on the demo base, registers the adapter, prints the summary."""
     data = PROJECT_ROOT / "sample_data" / "finetune" / "formats" / "qa.csv"
     done = run_cli(home, "finetune", "--data", str(data), "--max-steps", "3", "--name", "cli voice", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
-    assert set(result) == {"name", "path", "backend", "steps", "train_loss", "eval_loss", "tokens_per_s", "status"}
+    expected = {"name", "path", "backend", "steps", "train_loss", "eval_loss", "tokens_per_s", "status", "forgetting"}
+    assert set(result) == expected
+    # The job ended with the forgetting check, stored with the adapter.
+    assert result["forgetting"]["questions"] == 24 and "perplexity" in result["forgetting"]["sentence"]
+    assert "forgetting check: On general text" in done.stderr
     assert result["status"] == "completed" and result["steps"] == 3 and result["backend"] == "transformers"
     assert result["name"].startswith("cli-voice") and (PROJECT_ROOT / result["path"] / "adapter_config.json").exists()
     assert "step 3/3" in done.stderr and "dataset: " in done.stderr and "backend: transformers" in done.stderr
@@ -118,7 +102,7 @@ def test_finetune_progress_lines():
     assert json.loads(_progress_line(note)) == {"type": "note", "text": "hi"}
 
 
-def test_finetune_rejects_malformed_data_before_training(home, tmp_path):
+def test_finetune_rejects_malformed_data_before_training(home, tmp_path, run_cli):
     data = tmp_path / "broken.jsonl"
     good = '{"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}'
     data.write_text(good + "\n" + '{"messages": [{"role": "user", "content": "no answer"}]}\n{oops\n')
@@ -128,7 +112,7 @@ def test_finetune_rejects_malformed_data_before_training(home, tmp_path):
     assert "knowledge base" not in done.stderr  # it stopped before loading anything
 
 
-def test_an_adapter_named_train_answers_from_the_cli(runtime, home):
+def test_an_adapter_named_train_answers_from_the_cli(runtime, home, run_cli):
     """Fine-tuning on train.jsonl names the adapter `train` (a peft module attribute); `--adapter train` finds
     it in the registry, never on the Hub, and it answers in the fine-tuned and hybrid arms."""
     data = PROJECT_ROOT / "sample_data" / "finetune" / "train.jsonl"
@@ -145,7 +129,7 @@ def test_an_adapter_named_train_answers_from_the_cli(runtime, home):
     assert "download" not in done.stderr.lower()
 
 
-def test_compare_json_reports_the_control_and_honest_latency(runtime, home):
+def test_compare_json_reports_the_control_and_honest_latency(runtime, home, run_cli):
     done = run_cli(
         home, "compare", "How much does the Summit 2 tent cost?", "--json", "--top-k", "8", "--timing", "sequential"
     )
@@ -159,7 +143,7 @@ def test_compare_json_reports_the_control_and_honest_latency(runtime, home):
     assert result["timing"]["strategy"] == "sequential" and len(result["chunks"]) == 8
 
 
-def test_unknown_adapter_is_one_line(runtime, home):
+def test_unknown_adapter_is_one_line(runtime, home, run_cli):
     done = run_cli(home, "compare", "Hi?", "--adapter", "no-such-adapter")
     assert done.returncode == 2
     assert "no-such-adapter" in done.stderr and "Traceback" not in done.stderr
@@ -172,7 +156,7 @@ def _one_line_error(done: subprocess.CompletedProcess, *expected: str) -> None:
         assert text in done.stderr, done.stderr[-2000:]
 
 
-def test_user_mistakes_are_one_line_before_anything_loads(home, tmp_path):
+def test_user_mistakes_are_one_line_before_anything_loads(home, tmp_path, run_cli):
     missing = tmp_path / "missing.jsonl"
     done = run_cli(home, "eval", "--questions", str(missing))
     _one_line_error(done, "missing.jsonl")
@@ -183,7 +167,7 @@ def test_user_mistakes_are_one_line_before_anything_loads(home, tmp_path):
     _one_line_error(run_cli(home, "compare", "Hi?", "--home", str(PROJECT_ROOT / "README.md")), "README.md")
 
 
-def test_retrieval_modes_on_the_command_line(home):
+def test_retrieval_modes_on_the_command_line(home, run_cli):
     from pipelines.retrieval_modes import DEFAULT_MODE, RetrievalMode
     from playground.__main__ import parser
 

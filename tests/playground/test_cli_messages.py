@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.embedder import resolve_embedder
 from playground.app import launch
-from playground.evaluate import load_questions
+from playground.questions import load_questions
 
 GOOD = '{"question": "q", "answer": "a", "fact": "f", "source": "s.txt"}'
 
@@ -21,7 +21,7 @@ GOOD = '{"question": "q", "answer": "a", "fact": "f", "source": "s.txt"}'
         (b"\xff\xfe\n", r"^questions\.jsonl: not UTF-8 text$"),
         (f"{GOOD}\n{{not json\n".encode(), r"^questions\.jsonl, line 2: not valid JSON"),
         (f"{GOOD}\n\n[1, 2]\n".encode(), r"^questions\.jsonl, line 3: expected a JSON object, got list$"),
-        (b'{"question": "q"}\n', r"^questions\.jsonl, line 1: missing or empty field 'answer'$"),
+        (b'{"question": "q"}\n', r"^questions\.jsonl, line 1: missing or empty field 'reference'$"),
         (b"\n\n", r"^questions\.jsonl: no questions$"),
     ],
     ids=["missing", "not-utf8", "malformed", "not-an-object", "missing-field", "empty"],
@@ -43,7 +43,7 @@ def test_a_folder_given_as_question_file(tmp_path):
 def test_a_good_question_file_loads(tmp_path):
     path = tmp_path / "questions.jsonl"
     path.write_text(f"{GOOD}\n\n{GOOD}\n")
-    assert [item.source for item in load_questions(path)] == ["s.txt", "s.txt"]
+    assert [item.source for item in load_questions(path).items] == ["s.txt", "s.txt"]
 
 
 def test_an_embedder_folder_without_a_model(tmp_path):

@@ -12,7 +12,7 @@ EVAL_PATH = SAMPLE_DATA / "eval" / "questions.jsonl"
 
 PREFIX = "Hey trailblazer!"
 SUFFIX = "Happy trails from Pinecrest!"
-EVAL_KEYS = {"question", "answer", "fact", "source", "kind"}
+EVAL_KEYS = {"question", "reference", "fact", "source", "kind"}
 
 
 def _read_jsonl(path):
@@ -125,7 +125,7 @@ def test_eval_fields(eval_rows):
         assert 1 <= len(row["fact"].split()) <= 4, (
             f"questions.jsonl line {lineno}: fact should be 1-4 words: {row['fact']!r}"
         )
-        assert row["fact"] in row["answer"], (
+        assert row["fact"] in row["reference"], (
             f"questions.jsonl line {lineno}: reference answer does not contain the fact {row['fact']!r}"
         )
 

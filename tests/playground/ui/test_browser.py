@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -155,3 +157,33 @@ def test_pane_labels_name_the_chosen_adapter(browser, url, runtime):
         context.close()
         runtime.engine.unload_adapter("forward")
         shutil.rmtree(folder)
+
+
+def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(browser, url, tmp_path):
+    questions = tmp_path / "mine.csv"
+    questions.write_text(
+        "question,reference,fact,source\n"
+        "What does the Ridgeline 4 tent cost?,The Ridgeline 4 tent costs $429.,$429,ridgeline-4-tent.txt\n"
+        "How long is the return window?,Returns are accepted for 60 days.,60 days,return-policy.md\n"
+    )
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url)
+    page.get_by_role("tab", name="Evaluate").click()
+    page.locator("#eval-upload input[type=file]").set_input_files(str(questions))
+    page.wait_for_function("() => document.querySelector('#eval-upload').innerText.includes('mine.csv')")
+    page.get_by_label("Base (control)").uncheck()  # three arms: quicker, and the choice is honoured
+    page.click("#eval-run")
+    page.wait_for_function("() => document.querySelector('#eval-status').innerText.includes('Done')", timeout=240_000)
+    summary = page.locator("#eval-summary").inner_text()
+    assert "RAG" in summary and "Hybrid" in summary and "Base" not in summary
+    assert "[" in summary and "]" in summary  # every mean with its interval
+    assert "Hybrid − RAG" in page.locator("#eval-differences").inner_text()
+    assert "recall@k" in page.locator("#eval-retrieval").inner_text()
+    assert page.locator("#eval-quality-plot .vega-embed, #eval-quality-plot canvas, #eval-quality-plot svg").count()
+    with page.expect_download() as download:
+        page.locator("#eval-csv a").first.click()
+    with download.value.path().open(newline="") as written:
+        rows = list(csv.DictReader(written))
+    assert [row["arm"] for row in rows] == ["rag", "finetuned", "hybrid"] * 2
+    context.close()
