@@ -5,6 +5,7 @@ python -m playground compare "QUESTION" --json
 python -m playground eval [--questions FILE] [--arms rag,hybrid] [--out rows.csv] --json
 python -m playground finetune --data FILE --json   # train a LoRA adapter on the loaded base model
 python -m playground forgetting --json    # the adapter against the base model on general text and questions
+python -m playground freshness --json     # a fact changes: RAG re-indexes, the adapter is re-fine-tuned; both timed
 python -m playground prepare              # build the demo model and index ahead of time
 python -m playground bench retrieval|ingest|finetune|compare --json
 """
@@ -24,7 +25,7 @@ from pipelines.retrieval_modes import DEFAULT_MODE, RetrievalMode
 from playground.config import Settings
 from playground.logs import configure_logging
 
-SUBCOMMANDS = ("serve", "compare", "eval", "forgetting", "prepare", "bench", "index", "finetune")
+SUBCOMMANDS = ("serve", "compare", "eval", "forgetting", "freshness", "prepare", "bench", "index", "finetune")
 
 
 def _log(message: str) -> None:
@@ -90,6 +91,15 @@ def parser() -> argparse.ArgumentParser:
         "forgetting", parents=[common], help="base model vs adapter on general text and questions (forgetting)"
     )
     forgetting.add_argument("--json", action="store_true", help="print the figures as JSON")
+    fresh = commands.add_parser(
+        "freshness", parents=[common, decoding], help="change a fact in a private copy: who learns it, how fast"
+    )
+    fresh.add_argument("--file", help="a knowledge-base file (default: the guided drill's, return-policy.md)")
+    fresh.add_argument("--old", help="the fact as the file states it (default: the guided drill's, 45 days)")
+    fresh.add_argument("--new", help="what it becomes (default: 60 days)")
+    fresh.add_argument("--question", action="append", help="a question the fact answers (repeatable)")
+    fresh.add_argument("--no-retrain", action="store_true", help="skip the timed re-fine-tune")
+    fresh.add_argument("--json", action="store_true", help="print the drill's figures and answers as JSON")
     prepare = commands.add_parser("prepare", parents=[common], help="build the demo model and the index, then exit")
     prepare.add_argument(
         "--rebuild-demo",
@@ -393,6 +403,8 @@ def _run(args: argparse.Namespace) -> int:
             raise UserError(str(error)) from None
         print(json.dumps(report.to_json(), indent=2) if args.json else report.sentence)
         return 0
+    if args.command == "freshness":
+        return _freshness(args, service)
     if args.command == "compare":
         try:
             result = service.compare(args.question, _options(args)).to_json()
@@ -427,6 +439,38 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(with_rows=False), indent=2))
     else:
         _print_summary(report.summary)
+    return 0
+
+
+def _freshness(args: argparse.Namespace, service) -> int:
+    from dataclasses import replace
+
+    from playground.compare import CompareService
+    from playground.finetune import FinetuneService
+    from playground.freshness import FreshnessService
+
+    finetune = FinetuneService(service.runtime) if not args.no_retrain else None
+    if finetune is not None:  # the re-tuned adapter answers too: it is attached when asked for
+        service = CompareService(service.runtime, attach=finetune.ensure_loaded)
+    try:
+        drill = FreshnessService(service, refinetune=finetune.train_and_wait if finetune else None)
+        guided = drill.guided()
+        change = replace(
+            guided,
+            source=args.file or guided.source,
+            old=args.old or guided.old,
+            new=args.new or guided.new,
+            questions=tuple(args.question) if args.question else guided.questions,
+        )
+        report = drill.run(
+            change, _options(args), retrain=not args.no_retrain, progress=lambda t: _log(f"freshness: {t}")
+        )
+    except UserError as error:
+        raise UserError(str(error)) from None
+    finally:
+        if finetune is not None:
+            finetune.jobs.close()
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.sentence)
     return 0
 
 

@@ -8,6 +8,7 @@ from playground.compare import CompareService
 from playground.documents import DocumentsService
 from playground.eval_service import EvaluateService
 from playground.finetune import FinetuneService
+from playground.freshness import FreshnessService
 from playground.load import LoadLimits, enable_queue, max_upload_bytes
 from playground.runtime import Runtime
 from playground.ui import compare as compare_tab
@@ -37,7 +38,8 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
         with gr.Tab("Fine-tune"):
             finetune_tab.build(finetune, controls.adapter, workspace)
         with gr.Tab("Evaluate"):
-            evaluate_tab.build(EvaluateService(service), workspace, controls)
+            fresh = FreshnessService(service, refinetune=finetune.train_and_wait)
+            evaluate_tab.build(EvaluateService(service), workspace, controls, fresh)
 
         def open_workspace(workspace_id: str | None) -> str:
             return documents.workspace(workspace_id).id

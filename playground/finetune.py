@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,6 +157,24 @@ class FinetuneService:
             general_set=self.runtime.settings.general_data,
         )
         return self.jobs.submit(spec)
+
+    def train_and_wait(
+        self, path: Path, name: str, preset: str = "quick demo", fit: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A job as the page launches it, waited for: the adapter's name, the job's wall time (queue, process
+        start, model load, training, saving) and its training time alone."""
+        started = time.perf_counter()
+        view = self.jobs.wait(self.launch(path, name, preset, fit=fit).id, timeout_s=6 * 3600)
+        if view.state != "completed" or not view.adapter:
+            raise UserError(f"the job ended {view.state}: {view.error or 'no adapter was saved'}")
+        info = self.registry.get(view.adapter)
+        return {
+            "adapter": view.adapter,
+            "preset": preset,
+            "job_s": round(time.perf_counter() - started, 1),
+            "training_s": info.duration_s if info else None,
+            "steps": info.steps if info else view.step,
+        }
 
     def _keep(self, path: Path) -> Path:
         """A copy of the uploaded data next to the jobs, as uploads are temporary and the job runs later."""

@@ -22,7 +22,8 @@ from playground.eval_tables import (
     retrieval_text,
 )
 from playground.evaluate import EvalReport
-from playground.metrics import NAMES
+from playground.freshness import Change, FreshnessReport, FreshnessService
+from playground.metrics import NAMES, arm_label
 from playground.ui.compare import CompareControls, compare_options
 from playground.ui.errors import shows_errors
 
@@ -45,7 +46,35 @@ FORGETTING = (
 )
 
 
-def build(service: EvaluateService, workspace: gr.BrowserState, controls: CompareControls) -> None:
+FRESHNESS = (
+    "Fine-tuning makes knowledge static. Change a fact in a private copy of one document (the shared documents are "
+    "never modified), re-index that copy, and ask again: RAG and the hybrid read the new fact, the adapter trained "
+    "before the change still says the old one. With the box ticked, the drill also re-fine-tunes on the fine-tuning "
+    "set with the same change (quick preset, a real job) and times it, beside the seconds re-indexing took."
+)
+FRESHNESS_HEADERS = ["question", "answer by", "answer", "new fact", "old fact"]
+
+
+def freshness_rows(report: FreshnessReport) -> list[list[Any]]:
+    def yes(value: bool) -> str:
+        return "yes" if value else "no"
+
+    rows = [
+        [a["question"], arm_label(a["arm"], a["adapter"] or None), a["text"], yes(a["new"]), yes(a["old"])]
+        for a in report.answers
+    ]
+    for a in report.refinetune.get("answers", []):
+        name = arm_label("finetuned", report.refinetune["adapter"]) + ", re-tuned"
+        rows.append([a["question"], name, a["text"], yes(a["new"]), ""])
+    return rows
+
+
+def build(
+    service: EvaluateService,
+    workspace: gr.BrowserState,
+    controls: CompareControls,
+    freshness: FreshnessService | None = None,
+) -> None:
     gr.Markdown(INTRO)
     with gr.Row():
         upload = gr.File(
@@ -96,6 +125,33 @@ def build(service: EvaluateService, workspace: gr.BrowserState, controls: Compar
         gr.Markdown(FORGETTING)
         check = gr.Button("Check the adapter chosen in the Compare tab", elem_id="forgetting-run")
         forgetting = gr.Markdown(elem_id="forgetting-result")
+    if freshness is not None:
+        guided = freshness.guided()
+        with gr.Accordion("Freshness drill: a fact changes; who learns it, and how fast?", open=False):
+            gr.Markdown(FRESHNESS)
+            with gr.Row():
+                drill_file = gr.Dropdown(
+                    sorted(freshness.runtime.shared_sources),
+                    value=guided.source,
+                    label="Document",
+                    elem_id="fresh-file",
+                )
+                drill_old = gr.Textbox(guided.old, label="The fact as it stands", elem_id="fresh-old")
+                drill_new = gr.Textbox(guided.new, label="What it becomes", elem_id="fresh-new")
+            drill_questions = gr.Textbox(
+                "\n".join(guided.questions),
+                lines=2,
+                label="Questions the fact answers (one per line)",
+                elem_id="fresh-questions",
+            )
+            retrain = gr.Checkbox(
+                True, label="Also re-fine-tune on the updated data and time it", elem_id="fresh-retrain"
+            )
+            drill = gr.Button("Run the drill", elem_id="fresh-run")
+            drill_result = gr.Markdown(elem_id="fresh-result")
+            drill_answers = gr.Dataframe(
+                headers=FRESHNESS_HEADERS, interactive=False, wrap=True, elem_id="fresh-answers"
+            )
     with gr.Accordion("Earlier runs (stored with their settings)", open=False):
         history = gr.Dataframe(
             headers=HISTORY_HEADERS, value=history_rows(service.history()), interactive=False, elem_id="eval-history"
@@ -189,3 +245,30 @@ def build(service: EvaluateService, workspace: gr.BrowserState, controls: Compar
         **private,
     )
     refresh.click(lambda: history_rows(service.history()), None, history, **private)
+    if freshness is None:
+        return
+
+    @shows_errors
+    def run_drill(
+        source: str,
+        old: str,
+        new: str,
+        asked: str,
+        with_retrain: bool,
+        workspace_id: str | None,
+        *settings: Any,
+        progress: gr.Progress = gr.Progress(),
+    ) -> tuple[str, list[list[Any]]]:
+        change = Change(source or "", old or "", new or "", tuple((asked or "").splitlines()))
+        options = compare_options(ROW_NAMES, workspace_id, *settings)
+        report = freshness.run(change, options, bool(with_retrain), progress=lambda text: progress(None, desc=text))
+        return f"**{report.sentence}**", freshness_rows(report)
+
+    drill.click(
+        run_drill,
+        [drill_file, drill_old, drill_new, drill_questions, retrain, workspace, *controls.inputs()],
+        [drill_result, drill_answers],
+        concurrency_limit=1,
+        concurrency_id="evaluate",
+        **private,
+    )
