@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from playground.bootstrap import Interval
 from playground.evaluate import COSTS, METRIC_LABELS, QUALITY, RETRIEVAL
 from playground.metrics import NAMES
 
 
 def interval_text(found: dict[str, Any] | None, digits: int = 2, signed: bool = False) -> str:
-    """'0.62 [0.51, 0.73]'; '–' when nothing was scored."""
+    """'0.62 [0.51, 0.73]' ('+0.12 [0.05, 0.19]' for a difference); '–' when nothing was scored."""
     if not found:
         return "–"
-    sign = "+" if signed else ""
-    return f"{found['mean']:{sign}.{digits}f} [{found['low']:{sign}.{digits}f}, {found['high']:{sign}.{digits}f}]"
+    return Interval(found["mean"], found["low"], found["high"], found["n"]).text(signed=signed, digits=digits)
 
 
 ARM_HEADERS = ["arm", *(METRIC_LABELS[m] for m in (*QUALITY, *COSTS))]
@@ -39,8 +39,9 @@ def difference_rows(summary: dict[str, Any], metrics: Sequence[str] = QUALITY) -
     for found in summary["differences"]:
         if found["metric"] not in metrics:
             continue
-        if found["low"] > 0 or found["high"] < 0:
-            reading = f"{NAMES[found['arm'] if found['low'] > 0 else found['minus']]} is ahead"
+        low, high = round(found["low"], 2), round(found["high"], 2)  # as shown
+        if low > 0 or high < 0:
+            reading = f"{NAMES[found['arm'] if low > 0 else found['minus']]} is ahead"
         else:
             reading = "not told apart (the interval includes 0)"
         rows.append(

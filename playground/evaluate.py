@@ -240,7 +240,8 @@ def findings(per_arm: dict[str, Any], differences: Sequence[dict[str, Any]], arm
         if pair is None:
             continue
         sign = 1 if pair["arm"] == best else -1
-        low, high = sorted((sign * pair["low"], sign * pair["high"]))
+        # Rounded first (+ 0.0 turns -0.0 into 0.0): an interval shown as [-0.00, 0.00] would read as a lead.
+        low, high = sorted((round(sign * pair["low"], 2) + 0.0, round(sign * pair["high"], 2) + 0.0))
         label = METRIC_LABELS[metric]
         if low > 0:
             sentences.append(

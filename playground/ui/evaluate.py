@@ -111,10 +111,10 @@ def build(
         wrap=True,
         elem_id="eval-differences",
     )
+    quality_plot = gr.Plot(label="Quality per arm", elem_id="eval-quality-plot")
     with gr.Row():
-        quality_plot = gr.Plot(label="Quality per arm", elem_id="eval-quality-plot")
         latency_plot = gr.Plot(label="Latency per arm", elem_id="eval-latency-plot")
-    tradeoff_plot = gr.Plot(label="Quality against latency", elem_id="eval-tradeoff-plot")
+        tradeoff_plot = gr.Plot(label="Quality against latency", elem_id="eval-tradeoff-plot")
     with gr.Row():
         rows_file = gr.File(label="Rows: one per question and arm (CSV)", interactive=False, elem_id="eval-csv")
         run_file = gr.File(label="Settings and summary (JSON)", interactive=False, elem_id="eval-json")
