@@ -9,7 +9,6 @@ the app's engine (which switches adapters itself): both hand it a `run(adapter_o
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from adapters.datasets import IGNORE_INDEX
 from adapters.errors import UserError
+from adapters.jsonl import objects
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -49,7 +49,7 @@ def load_general_set(folder: Path) -> GeneralSet:
     text_path, questions_path = folder / TEXT_FILE, folder / QUESTIONS_FILE
     try:
         text = text_path.read_text(encoding="utf-8")
-        lines = questions_path.read_text(encoding="utf-8").splitlines()
+        asked = questions_path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise UserError(f"{exc.filename}: not found; a general set needs {TEXT_FILE} and {QUESTIONS_FILE}") from None
     except UnicodeDecodeError as exc:
@@ -60,16 +60,8 @@ def load_general_set(folder: Path) -> GeneralSet:
     if not paragraphs:
         raise UserError(f"{text_path.name}: no text to measure perplexity on")
     questions = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, record in objects(asked, questions_path.name):
         where = f"{questions_path.name}, line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{where}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise UserError(f'{where}: expected an object with "question" and "fact"')
         for field in ("question", "fact"):
             value = record.get(field)
             if not isinstance(value, str) or not value.strip():

@@ -9,11 +9,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.errors import UserError
+from adapters.jsonl import objects
 
 REQUIRED = ("question", "reference")
 OPTIONAL = ("fact", "source", "kind")
@@ -66,18 +66,7 @@ def _item(record: dict[str, object], where: str, line: int) -> EvalItem:
 
 
 def _jsonl(text: str, where: str) -> list[EvalItem]:
-    items = []
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{where}, line {line}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict):
-            raise UserError(f"{where}, line {line}: expected a JSON object, got {type(record).__name__}")
-        items.append(_item(record, where, line))
-    return items
+    return [_item(record, where, line) for line, record in objects(text, where)]
 
 
 def _csv(text: str, where: str) -> list[EvalItem]:
