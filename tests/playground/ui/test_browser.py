@@ -169,9 +169,13 @@ def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(browser,
     context = browser.new_context()
     page = context.new_page()
     page.goto(url)
+    page.wait_for_selector("#prompt textarea")  # the page has loaded and its events are wired
     page.get_by_role("tab", name="Evaluate").click()
+    page.wait_for_selector("#eval-upload input[type=file]", state="attached")
     page.locator("#eval-upload input[type=file]").set_input_files(str(questions))
-    page.wait_for_function("() => document.querySelector('#eval-upload').innerText.includes('mine.csv')")
+    page.wait_for_function(
+        "() => document.querySelector('#eval-upload').innerText.includes('mine.csv')", timeout=90_000
+    )
     page.get_by_label("Base (control)").uncheck()  # three arms: quicker, and the choice is honoured
     page.click("#eval-run")
     page.wait_for_function("() => document.querySelector('#eval-status').innerText.includes('Done')", timeout=240_000)
