@@ -191,3 +191,42 @@ def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(browser,
         rows = list(csv.DictReader(written))
     assert [row["arm"] for row in rows] == ["rag", "finetuned", "hybrid"] * 2
     context.close()
+
+
+def test_forgetting_check_from_the_evaluate_tab(browser, url):
+    """The accordion measures the Compare tab's adapter against the base model and says so in figures."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#prompt textarea")  # the page has loaded and its events are wired
+    page.get_by_role("tab", name="Evaluate").click()
+    page.get_by_text("Forgetting check").click()
+    page.click("#forgetting-run")
+    page.wait_for_function(
+        "() => document.querySelector('#forgetting-result').innerText.includes('measured in')", timeout=240_000
+    )
+    said = page.locator("#forgetting-result").inner_text()
+    assert "On general text the adapter's perplexity" in said and "general questions" in said
+    assert "→" in said  # base → adapter, as figures
+    context.close()
+
+
+def test_freshness_drill_from_the_evaluate_tab_reads_the_changed_copy(browser, url):
+    """Without the re-fine-tune: the guided change is indexed as a private copy and every retrieving arm is asked."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#prompt textarea")  # the page has loaded and its events are wired
+    page.get_by_role("tab", name="Evaluate").click()
+    page.get_by_text("Freshness drill").click()
+    page.get_by_label("Also re-fine-tune on the updated data and time it").uncheck()
+    page.click("#fresh-run")
+    page.wait_for_function(
+        "() => document.querySelector('#fresh-result').innerText.includes('re-indexing one file')", timeout=240_000
+    )
+    said = page.locator("#fresh-result").inner_text()
+    assert "After return-policy.md changed from 45 days to 60 days" in said
+    assert "RAG gave the new fact in" in said and "re-fine-tune" not in said
+    assert page.locator("#fresh-answers tbody tr").count() >= 1  # one per retrieving arm and question
+    assert "RAG" in page.locator("#fresh-answers").inner_text()
+    context.close()
