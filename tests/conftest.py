@@ -132,6 +132,23 @@ def url(runtime: Runtime):
     app.close()
 
 
+@pytest.fixture
+def open_page(browser, url):
+    """Opens the page in a new browser context (a session of its own), on the tab named when given, once it has
+    loaded and its events are wired; returns (context, page)."""
+
+    def open_(tab: str | None = None):
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#prompt textarea")
+        if tab:
+            page.get_by_role("tab", name=tab).click()
+        return context, page
+
+    return open_
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Debian's Chromium driven by Playwright; each test module opens its own contexts (separate sessions)."""

@@ -159,18 +159,18 @@ def test_pane_labels_name_the_chosen_adapter(browser, url, runtime):
         shutil.rmtree(folder)
 
 
-def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(browser, url, tmp_path):
+def _wait_for_text(page, elem_id: str, text: str) -> None:
+    page.wait_for_function(f"() => document.querySelector('#{elem_id}').innerText.includes({text!r})", timeout=240_000)
+
+
+def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(open_page, tmp_path):
     questions = tmp_path / "mine.csv"
     questions.write_text(
         "question,reference,fact,source\n"
         "What does the Ridgeline 4 tent cost?,The Ridgeline 4 tent costs $429.,$429,ridgeline-4-tent.txt\n"
         "How long is the return window?,Returns are accepted for 60 days.,60 days,return-policy.md\n"
     )
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(url)
-    page.wait_for_selector("#prompt textarea")  # the page has loaded and its events are wired
-    page.get_by_role("tab", name="Evaluate").click()
+    context, page = open_page("Evaluate")
     page.wait_for_selector("#eval-upload input[type=file]", state="attached")
     page.locator("#eval-upload input[type=file]").set_input_files(str(questions))
     page.wait_for_function(
@@ -178,7 +178,7 @@ def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(browser,
     )
     page.get_by_label("Base (control)").uncheck()  # three arms: quicker, and the choice is honoured
     page.click("#eval-run")
-    page.wait_for_function("() => document.querySelector('#eval-status').innerText.includes('Done')", timeout=240_000)
+    _wait_for_text(page, "eval-status", "Done")
     summary = page.locator("#eval-summary").inner_text()
     assert "RAG" in summary and "Hybrid" in summary and "Base" not in summary
     assert "[" in summary and "]" in summary  # every mean with its interval
@@ -193,37 +193,25 @@ def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(browser,
     context.close()
 
 
-def test_forgetting_check_from_the_evaluate_tab(browser, url):
+def test_forgetting_check_from_the_evaluate_tab(open_page):
     """The accordion measures the Compare tab's adapter against the base model and says so in figures."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(url)
-    page.wait_for_selector("#prompt textarea")  # the page has loaded and its events are wired
-    page.get_by_role("tab", name="Evaluate").click()
+    context, page = open_page("Evaluate")
     page.get_by_text("Forgetting check").click()
     page.click("#forgetting-run")
-    page.wait_for_function(
-        "() => document.querySelector('#forgetting-result').innerText.includes('measured in')", timeout=240_000
-    )
+    _wait_for_text(page, "forgetting-result", "measured in")
     said = page.locator("#forgetting-result").inner_text()
     assert "On general text the adapter's perplexity" in said and "general questions" in said
     assert "→" in said  # base → adapter, as figures
     context.close()
 
 
-def test_freshness_drill_from_the_evaluate_tab_reads_the_changed_copy(browser, url):
+def test_freshness_drill_from_the_evaluate_tab_reads_the_changed_copy(open_page):
     """Without the re-fine-tune: the guided change is indexed as a private copy and every retrieving arm is asked."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(url)
-    page.wait_for_selector("#prompt textarea")  # the page has loaded and its events are wired
-    page.get_by_role("tab", name="Evaluate").click()
+    context, page = open_page("Evaluate")
     page.get_by_text("Freshness drill").click()
     page.get_by_label("Also re-fine-tune on the updated data and time it").uncheck()
     page.click("#fresh-run")
-    page.wait_for_function(
-        "() => document.querySelector('#fresh-result').innerText.includes('re-indexing one file')", timeout=240_000
-    )
+    _wait_for_text(page, "fresh-result", "re-indexing one file")
     said = page.locator("#fresh-result").inner_text()
     assert "After return-policy.md changed from 45 days to 60 days" in said
     assert "RAG gave the new fact in" in said and "re-fine-tune" not in said

@@ -27,14 +27,6 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _open(browser, url: str):
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(url)
-    page.wait_for_selector("#prompt textarea")
-    return context, page
-
-
 def _rows(page) -> list[list[str]]:
     """The Documents table's cells, row by row (Gradio draws body cells as grid cells, not <td>)."""
     return page.evaluate(
@@ -61,8 +53,8 @@ def _ask(page) -> str:
     return page.locator("#chunks").inner_text()
 
 
-def test_upload_inspect_ask_and_stay_private(browser, url, folder):
-    context, page = _open(browser, url)
+def test_upload_inspect_ask_and_stay_private(open_page, folder):
+    context, page = open_page()
     page.get_by_role("tab", name="Documents").click()
     # The "Upload a folder" button's input (Gradio renders it next to the button, not inside it).
     page.locator("input[webkitdirectory]").set_input_files(folder)
@@ -91,7 +83,7 @@ def test_upload_inspect_ask_and_stay_private(browser, url, folder):
     page.wait_for_function("() => document.querySelector('#doc-table').innerText.includes('zorblax.txt')")
 
     # A second browser session: none of it.
-    other_context, other = _open(browser, url)
+    other_context, other = open_page()
     other_chunks = _ask(other)
     assert "zorblax.txt" not in other_chunks and "your file" not in other_chunks
     other.get_by_role("tab", name="Documents").click()
@@ -107,8 +99,8 @@ def test_upload_inspect_ask_and_stay_private(browser, url, folder):
     context.close()
 
 
-def test_file_upload_and_chunk_size_warning(browser, url, folder):
-    context, page = _open(browser, url)
+def test_file_upload_and_chunk_size_warning(open_page, folder):
+    context, page = open_page()
     page.get_by_role("tab", name="Documents").click()
     page.locator("#upload input[type=file]").set_input_files([folder / "notes.md", folder / "zorblax.txt"])
     page.wait_for_function(

@@ -10,15 +10,6 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
-def _open(browser, url: str):
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(url)
-    page.wait_for_selector("#prompt textarea")
-    page.get_by_role("tab", name="Fine-tune").click()
-    return context, page
-
-
 def _text(page, elem_id: str) -> str:
     return page.locator(f"#{elem_id}").inner_text()
 
@@ -32,8 +23,8 @@ def _choose(page, elem_id: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def test_launch_watch_and_compare(browser, url, tmp_path: Path):
-    context, page = _open(browser, url)
+def test_launch_watch_and_compare(open_page, tmp_path: Path):
+    context, page = open_page("Fine-tune")
     assert "transformers" in _text(page, "ft-backend")
 
     bad = tmp_path / "bad.jsonl"
@@ -70,8 +61,8 @@ def test_launch_watch_and_compare(browser, url, tmp_path: Path):
     context.close()
 
 
-def test_reload_reattaches_and_cancel_keeps_the_adapter(browser, url):
-    context, page = _open(browser, url)
+def test_reload_reattaches_and_cancel_keeps_the_adapter(open_page):
+    context, page = open_page("Fine-tune")
     _choose(page, "ft-example", "formats/alpaca.json")
     page.wait_for_function("() => document.querySelector('#ft-verdict').innerText.includes('is ready')")
     _fill(page, "ft-name", "long run")
@@ -95,8 +86,8 @@ def test_reload_reattaches_and_cancel_keeps_the_adapter(browser, url):
     context.close()
 
 
-def test_build_a_dataset_from_documents_review_and_use_it(browser, url):
-    context, page = _open(browser, url)
+def test_build_a_dataset_from_documents_review_and_use_it(open_page):
+    context, page = open_page("Fine-tune")
     page.get_by_text("…or build one from documents (RAG to fine-tuning)").click()
     page.get_by_role("button", name="Build question–answer pairs").click()
     page.wait_for_function("() => document.querySelector('#ft-built-note').innerText.includes('templates')")
@@ -112,10 +103,10 @@ def test_build_a_dataset_from_documents_review_and_use_it(browser, url):
     context.close()
 
 
-def test_the_backend_selector_says_what_each_choice_does_here(browser, url):
+def test_the_backend_selector_says_what_each_choice_does_here(open_page):
     from adapters.training.backends import BACKENDS, describe
 
-    context, page = _open(browser, url)
+    context, page = open_page("Fine-tune")
     assert page.locator("#ft-backend-choice").is_visible()
     assert _text(page, "ft-backend-note").strip() == describe("auto")
     for name, backend in BACKENDS.items():
