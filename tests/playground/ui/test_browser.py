@@ -47,7 +47,9 @@ def test_asking_fills_every_pane_while_streaming(page, runtime):
     _ask(
         page,
         "What is the price of the Ridgeline 4 tent?",
-        "() => document.querySelector('#metrics') && document.querySelector('#metrics').innerText.includes('Hybrid')",
+        # Rows arrive as the arms finish, in any order: wait for all four.
+        "() => { const m = document.querySelector('#metrics'); "
+        "return !!m && ['Base', 'RAG', 'Fine-tuned', 'Hybrid'].every((arm) => m.innerText.includes(arm)); }",
     )
     page.evaluate("() => { window.__stopWatching = true; }")
     for pane in ("answer-base", "answer-rag", "answer-finetuned", "answer-hybrid"):
