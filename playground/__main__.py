@@ -78,7 +78,9 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("question")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     evaluate = commands.add_parser(
-        "eval", parents=[common, decoding], help="score the arms over a question set, with 95 % intervals"
+        "eval",
+        parents=[common, decoding],
+        help="score the arms over a question set, with 95 %% intervals",  # %% : argparse formats help with %
     )
     evaluate.add_argument(
         "--questions",

@@ -199,3 +199,17 @@ def test_prepare_rebuild_demo_reaches_the_settings():
     args = parser().parse_args(["prepare", "--rebuild-demo"])
     assert _settings(args).rebuild_demo is True
     assert _settings(parser().parse_args(["prepare"])).rebuild_demo is False
+
+
+def test_every_command_prints_its_help(capsys):
+    """argparse formats help text with %: a bare one (as in "95 % intervals") breaks --help."""
+    import argparse
+
+    from playground.__main__ import parser
+
+    top = parser()
+    top.format_help()
+    commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        assert sub.format_help(), name
+    assert "95 %" in top.format_help()  # shown as written
