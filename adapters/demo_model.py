@@ -67,22 +67,25 @@ class DemoSpec:
     Several questions per lesson (`questions_per_lesson`) give that many answers per context read.
     """
 
-    vocab_size: int = 512
-    hidden_size: int = 160
-    intermediate_size: int = 432
-    layers: int = 3
-    heads: int = 4
+    vocab_size: int = 2048  # whole numbers and names are single tokens more often: fewer to copy per fact
+    hidden_size: int = 192
+    intermediate_size: int = 512
+    layers: int = 4
+    heads: int = 6
     max_positions: int = 2048
     copy_steps: int = 2500  # at most: the phase ends as soon as copying has formed
     copy_learning_rate: float = 2e-3  # at 3e-3 copying had not formed after 550 steps; at 2e-3 it formed by 350
     copied_loss: float = 1.0  # the smoothed copying loss below which it has formed
     copy_vocabulary: int = 64
     copy_batch_size: int = 32
-    reading_steps: int = 200
-    reading_batch_size: int = 12
+    reading_steps: int = 1500
+    reading_batch_size: int = 16
     questions_per_lesson: int = 6
     max_distractors: int = 2
-    learning_rate: float = 3e-3
+    document_share: float = 0.33  # of the reading lessons, those over the knowledge base's chunks (numbers swapped)
+    learning_rate: float = 2e-3
+    probe_every: int = 250  # reading steps between checks on held-out invented lessons (0: only at the end)
+    probe_lessons: int = 48
     context_loss_weight: float = 0.1
     seed: int = 0
     adapter_epochs: float = 20.0
@@ -107,6 +110,7 @@ DEMO_SIZES = {
         reading_steps=4,
         reading_batch_size=4,
         questions_per_lesson=2,
+        probe_lessons=4,
         adapter_epochs=3.0,
     ),
 }
@@ -369,9 +373,12 @@ def learn_reading(
     rng: random.Random,
     pad_id: int,
     log: Callable[[str], None],
+    probe: Callable[[Any], float] | None = None,
 ) -> dict:
     """Trains `model` on the reading lessons in a plain loop (as `learn_copying`, for the same reason): batches of
-    similar length in random order, a short warmup, then a cosine from `spec.learning_rate` down to a tenth."""
+    similar length in random order, a short warmup, then a cosine from `spec.learning_rate` down to a tenth.
+    `probe(model)` (the share of held-out lessons answered right) runs every `spec.probe_every` steps and at the end:
+    the loss cannot tell reading from guessing the form of an answer."""
     import math
 
     device = next(model.parameters()).device
@@ -383,6 +390,7 @@ def learn_reading(
     steps = min(spec.reading_steps, len(groups))
     started = time.perf_counter()
     smoothed = float("nan")
+    probes: list[tuple[int, float]] = []
     loss_fn = partial(answer_loss, context_weight=spec.context_loss_weight)
     for step, group in enumerate(groups[:steps], start=1):
         batch = {k: v.to(device) for k, v in _collate([examples[i] for i in group], pad_id).items()}
@@ -399,7 +407,39 @@ def learn_reading(
         smoothed = value if step == 1 else 0.98 * smoothed + 0.02 * value
         if step % 50 == 0 or step == steps:
             log(f"demo model: base model, reading step {step}/{steps} loss {smoothed:.3f}")
-    return {"steps": steps, "loss": round(smoothed, 3), "seconds": round(time.perf_counter() - started, 1)}
+        if probe and (step == steps or (spec.probe_every and step % spec.probe_every == 0)):
+            probes.append((step, round(probe(model), 3)))
+            model.train()
+            log(f"demo model: base model, reading step {step}: {probes[-1][1]:.0%} of held-out lessons read right")
+    return {
+        "steps": steps,
+        "loss": round(smoothed, 3),
+        "seconds": round(time.perf_counter() - started, 1),
+        "held_out_read": {str(step): share for step, share in probes},  # JSON keys are text
+    }
+
+
+def reading_accuracy(model: Any, tokenizer: Any, held_out: Sequence[Any], rag_messages: RagMessages) -> float:
+    """The share of `held_out` lessons (never trained on) whose greedy answer to the RAG prompt contains the fact."""
+    model.eval()
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    device = next(model.parameters()).device
+    right = 0
+    for start in range(0, len(held_out), 16):
+        batch = held_out[start : start + 16]
+        texts = [
+            tokenizer.apply_chat_template(
+                rag_messages(lesson.question, lesson.chunks), add_generation_prompt=True, tokenize=False
+            )
+            for lesson in batch
+        ]
+        inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        with torch.no_grad():
+            out = model.generate(**inputs, max_new_tokens=48, do_sample=False)
+        answers = tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        right += sum(lesson.fact in answer for lesson, answer in zip(batch, answers, strict=True))
+    tokenizer.padding_side = side
+    return right / max(1, len(held_out))
 
 
 def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str], None] = logger.info) -> dict:
@@ -407,15 +447,20 @@ def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str
     started = time.perf_counter()
     rng = random.Random(spec.seed)
     count = spec.reading_steps * spec.reading_batch_size
+    chunks = corpus.split(corpus.documents) if corpus.documents else []
+    from_documents = round(count * spec.document_share) if chunks else 0
     invented = lessons(
-        count - count // 2, seed=spec.seed, distractors=(0, spec.max_distractors), questions=spec.questions_per_lesson
+        count - from_documents,
+        seed=spec.seed,
+        distractors=(0, spec.max_distractors),
+        questions=spec.questions_per_lesson,
     )
     conversations = [lesson.messages(corpus.rag_messages) for lesson in invented]
-    if chunks := corpus.split(corpus.documents) if corpus.documents else []:
+    if from_documents:
         conversations += document_lessons(
             # Up to `max_distractors` chunks in all: a document's chunk is several times a lesson document's length.
             chunks,
-            count // 2,
+            from_documents,
             rng,
             corpus.rag_messages,
             spec.questions_per_lesson,
@@ -435,32 +480,14 @@ def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str
 
     model = _new_model(spec, tokenizer)
 
-    def fit(
-        data: list[TokenizedExample],
-        steps: int,
-        batch_size: int,
-        learning_rate: float,
-        context_weight: float,
-        constant: bool,
-        what: str,
-    ) -> LoopReport:
-        settings = FitSettings(
-            learning_rate=learning_rate,
-            max_steps=steps,
-            batch_size=batch_size,
-            max_seq_length=spec.max_positions,
-            weight_decay=0.01,
-            seed=spec.seed,
-            context_loss_weight=context_weight,
-            eval_every=0,
-            constant_lr=constant,
-            warmup_ratio=0.05,
-            adam_beta2=0.98,  # a shorter memory of the gradient's scale: the sudden phases come sooner
-        )
-        return _pretrain(model, data, settings, tokenizer.pad_token_id, out, _progress(log, f"base model, {what}"))
-
     copying = learn_copying(model, pool, spec, rng, tokenizer.pad_token_id, log)
-    phases = {"copying": copying, "reading": learn_reading(model, examples, spec, rng, tokenizer.pad_token_id, log)}
+    held_out = lessons(spec.probe_lessons, seed=spec.seed + 987_654, distractors=(0, spec.max_distractors))
+
+    def probe(trained: Any) -> float:
+        return reading_accuracy(trained, tokenizer, held_out, corpus.rag_messages)
+
+    reading = learn_reading(model, examples, spec, rng, tokenizer.pad_token_id, log, probe)
+    phases = {"copying": copying, "reading": reading}
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     seconds = round(time.perf_counter() - started, 1)

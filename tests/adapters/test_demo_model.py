@@ -64,10 +64,9 @@ def test_demo_model_is_cached_and_says_what_it_is(runtime, settings):
 
 
 def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path, monkeypatch):
-    """Every weight of the base model in its two phases, then the adapter as a user's fine-tune: each through
-    `build_trainer` and `run_loop`, with the figures the build records."""
+    """The base model in its two plain-loop phases (copying, then reading with checks on held-out lessons), then
+    the adapter as a user's fine-tune through `build_trainer` and `run_loop`, with the figures the build records."""
     from peft import PeftModel
-    from transformers import PreTrainedModel
 
     from adapters.jobs.events import Step
     from adapters.training import loop as trainer_loop
@@ -98,17 +97,19 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
     messages: list[str] = []
     built = demo_model.load_or_build(tmp_path / "home", corpus(FINETUNE[:32]), spec, messages.append)
 
-    # Copying trains in its own loop; reading and the adapter through the Trainer.
-    assert len(models) == 2 and isinstance(models[1], PeftModel)
-    assert isinstance(models[0], PreTrainedModel) and not isinstance(models[0], PeftModel)
+    # Copying and reading train in the builder's own loop; the adapter through the Trainer, as a user's fine-tune.
+    assert len(models) == 1 and isinstance(models[0], PeftModel)
     base, adapter = built.info["base"], built.info["adapter"]
     assert list(base["phases"]) == ["copying", "reading"]
     copying, reading = base["phases"]["copying"], base["phases"]["reading"]
-    assert set(copying) == {"steps", "loss", "formed", "seconds"} and set(reading) == {"steps", "loss", "seconds"}
+    assert set(copying) == {"steps", "loss", "formed", "seconds"}
+    assert set(reading) == {"steps", "loss", "seconds", "held_out_read"}
     assert copying["steps"] == 30 and not copying["formed"] and base["parameters"] > 0
     # From chance over the whole vocabulary (ln 600 ≈ 6.4) towards chance over the copied tokens (ln 64 ≈ 4.2).
     assert copying["loss"] < math.log(600) - 1.0, copying
-    assert len(losses[0]) == reading["steps"] and math.isfinite(reading["loss"])
+    assert reading["steps"] == 4 and math.isfinite(reading["loss"])
+    assert list(reading["held_out_read"]) == ["4"] and 0 <= reading["held_out_read"]["4"] <= 1
+    assert len(losses[0]) == adapter["adapter_training"]["steps"]
     assert set(adapter["adapter_training"]) == {"steps", "loss", "seconds", "examples", "reading_lessons"}
     assert adapter["adapter_training"]["steps"] == 4 and adapter["adapter_training"]["examples"] == 32  # 2 × 16
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in built.adapter_path.iterdir()}
@@ -119,6 +120,7 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
     assert not (built.adapter_path / "README.md").exists()
     assert (built.base_path / "config.json").is_file() and not list(built.base_path.glob(".trainer"))
     assert "demo model: base model, copying step 30/30" in "\n".join(messages)
+    assert "demo model: base model, reading step 4: " in "\n".join(messages)
 
 
 def _tiny(**changes) -> demo_model.DemoSpec:
