@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -42,9 +42,6 @@ from adapters.reading_lessons import RagMessages, lessons
 from adapters.training.backends import choose_backend
 from adapters.training.common import FitSettings, LoraSettings, TokenizedExample, _collate, answer_loss
 from adapters.training.train import TrainSpec, train
-
-if TYPE_CHECKING:
-    from adapters.training.loop import LoopReport
 
 logger = logging.getLogger(__name__)
 
@@ -73,16 +70,17 @@ class DemoSpec:
     layers: int = 4
     heads: int = 6
     max_positions: int = 2048
-    copy_steps: int = 2500  # at most: the phase ends as soon as copying has formed
+    copy_steps: int = 300  # at most: the phase ends as soon as copying has formed
     copy_learning_rate: float = 2e-3  # at 3e-3 copying had not formed after 550 steps; at 2e-3 it formed by 350
     copied_loss: float = 1.0  # the smoothed copying loss below which it has formed
     copy_vocabulary: int = 64
     copy_batch_size: int = 32
     reading_steps: int = 1500
+    plain_reading_steps: int = 1000  # of them, the first on plain invented lessons only, at a constant rate
     reading_batch_size: int = 16
     questions_per_lesson: int = 6
     max_distractors: int = 2
-    document_share: float = 0.33  # of the reading lessons, those over the knowledge base's chunks (numbers swapped)
+    document_share: float = 0.5  # of the later lessons, those over the knowledge base's chunks (numbers swapped)
     learning_rate: float = 2e-3
     probe_every: int = 250  # reading steps between checks on held-out invented lessons (0: only at the end)
     probe_lessons: int = 48
@@ -108,6 +106,7 @@ DEMO_SIZES = {
         copy_steps=4,
         copy_batch_size=8,
         reading_steps=4,
+        plain_reading_steps=2,
         reading_batch_size=4,
         questions_per_lesson=2,
         probe_lessons=4,
@@ -368,15 +367,16 @@ def learn_copying(
 
 def learn_reading(
     model: Any,
-    examples: list[TokenizedExample],
+    stages: Sequence[list[TokenizedExample]],
     spec: DemoSpec,
     rng: random.Random,
     pad_id: int,
     log: Callable[[str], None],
     probe: Callable[[Any], float] | None = None,
 ) -> dict:
-    """Trains `model` on the reading lessons in a plain loop (as `learn_copying`, for the same reason): batches of
-    similar length in random order, a short warmup, then a cosine from `spec.learning_rate` down to a tenth.
+    """Trains `model` on the reading lessons in a plain loop (as `learn_copying`, for the same reason), one stage
+    after another, each in batches of similar length in random order: a short warmup, a constant rate through the
+    first stage (reading forms there, and a falling rate slowed it), then a cosine down to a tenth over the rest.
     `probe(model)` (the share of held-out lessons answered right) runs every `spec.probe_every` steps and at the end:
     the loss cannot tell reading from guessing the form of an answer."""
     import math
@@ -384,17 +384,23 @@ def learn_reading(
     device = next(model.parameters()).device
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, betas=(0.9, 0.98), weight_decay=0.01)
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
-    groups = [order[i : i + spec.reading_batch_size] for i in range(0, len(order), spec.reading_batch_size)]
-    rng.shuffle(groups)
-    steps = min(spec.reading_steps, len(groups))
+    batches: list[list[TokenizedExample]] = []
+    constant = 0  # steps at the full rate: the first stage's
+    for index, examples in enumerate(stages):
+        order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
+        groups = [order[i : i + spec.reading_batch_size] for i in range(0, len(order), spec.reading_batch_size)]
+        rng.shuffle(groups)
+        batches += [[examples[i] for i in group] for group in groups]
+        constant = len(batches) if index == 0 and len(stages) > 1 else constant
+    steps = min(spec.reading_steps, len(batches))
+    constant = min(constant, steps)
     started = time.perf_counter()
     smoothed = float("nan")
     probes: list[tuple[int, float]] = []
     loss_fn = partial(answer_loss, context_weight=spec.context_loss_weight)
-    for step, group in enumerate(groups[:steps], start=1):
-        batch = {k: v.to(device) for k, v in _collate([examples[i] for i in group], pad_id).items()}
-        progress = min(1.0, step / max(1, steps))
+    for step, examples in enumerate(batches[:steps], start=1):
+        batch = {k: v.to(device) for k, v in _collate(examples, pad_id).items()}
+        progress = max(0.0, (step - constant) / max(1, steps - constant))
         rate = spec.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         for param_group in optimizer.param_groups:
             param_group["lr"] = rate * min(1.0, step / 50)
@@ -446,16 +452,18 @@ def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str
     """Trains the tokenizer and the base model into `out`; returns the build record."""
     started = time.perf_counter()
     rng = random.Random(spec.seed)
-    count = spec.reading_steps * spec.reading_batch_size
+    # First plain invented lessons only (reading forms on them), then the sample documents' chunks mixed with
+    # varied invented lessons (other attributes, other wording): what the page and unseen documents ask.
+    plain_count = spec.plain_reading_steps * spec.reading_batch_size
+    later_count = (spec.reading_steps - spec.plain_reading_steps) * spec.reading_batch_size
     chunks = corpus.split(corpus.documents) if corpus.documents else []
-    from_documents = round(count * spec.document_share) if chunks else 0
-    invented = lessons(
-        count - from_documents,
-        seed=spec.seed,
-        distractors=(0, spec.max_distractors),
-        questions=spec.questions_per_lesson,
-    )
-    conversations = [lesson.messages(corpus.rag_messages) for lesson in invented]
+    from_documents = round(later_count * spec.document_share) if chunks else 0
+    distractors = (0, spec.max_distractors)
+    questions = spec.questions_per_lesson
+    plain = lessons(plain_count, seed=spec.seed, distractors=distractors, questions=questions, varied=False)
+    varied = lessons(later_count - from_documents, seed=spec.seed + 1, distractors=distractors, questions=questions)
+    first = [lesson.messages(corpus.rag_messages) for lesson in plain]
+    conversations = [lesson.messages(corpus.rag_messages) for lesson in varied]
     if from_documents:
         conversations += document_lessons(
             # Up to `max_distractors` chunks in all: a document's chunk is several times a lesson document's length.
@@ -463,16 +471,19 @@ def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str
             from_documents,
             rng,
             corpus.rag_messages,
-            spec.questions_per_lesson,
+            questions,
             max(1, spec.max_distractors),
         )
     rng.shuffle(conversations)
     tokenizer = train_tokenizer(
-        [m["content"] for conversation in conversations[:4000] for m in conversation], spec.vocab_size
+        [m["content"] for conversation in first[:2000] + conversations[:2000] for m in conversation], spec.vocab_size
     )
     log(f"demo model: tokenizer with {len(tokenizer)} tokens ({time.perf_counter() - started:.1f} s)")
-    examples = [tokenize_turns(tokenizer, conversation) for conversation in conversations]
-    examples = [example for example in examples if len(example[0]) <= spec.max_positions]  # the rare overlong one
+    stages = [
+        [e for e in (tokenize_turns(tokenizer, c) for c in stage) if len(e[0]) <= spec.max_positions]  # rare overlong
+        for stage in (first, conversations)
+    ]
+    examples = stages[0] + stages[1]
     # Spans of a few frequent tokens: the fewer the tokens, the shorter the plateau before copying forms, and the
     # mechanism then carries over to every token (reading trains it on all of them).
     counts = Counter(token for ids, _ in examples[:2000] for token in ids if token >= len(SPECIAL_TOKENS))
@@ -481,12 +492,15 @@ def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str
     model = _new_model(spec, tokenizer)
 
     copying = learn_copying(model, pool, spec, rng, tokenizer.pad_token_id, log)
-    held_out = lessons(spec.probe_lessons, seed=spec.seed + 987_654, distractors=(0, spec.max_distractors))
+    # Half plain, half varied: the first shows reading forming, the second how far it carries.
+    half = spec.probe_lessons // 2
+    held_out = lessons(half, seed=spec.seed + 987_654, distractors=distractors, varied=False)
+    held_out += lessons(spec.probe_lessons - half, seed=spec.seed + 987_655, distractors=distractors)
 
     def probe(trained: Any) -> float:
         return reading_accuracy(trained, tokenizer, held_out, corpus.rag_messages)
 
-    reading = learn_reading(model, examples, spec, rng, tokenizer.pad_token_id, log, probe)
+    reading = learn_reading(model, stages, spec, rng, tokenizer.pad_token_id, log, probe)
     phases = {"copying": copying, "reading": reading}
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
@@ -498,7 +512,7 @@ def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str
         "builder_version": BUILDER_VERSION,
         "spec": {k: v for k, v in asdict(spec).items() if k not in _ADAPTER_FIELDS},
         "parameters": sum(p.numel() for p in model.parameters()),
-        "lessons": {"invented": len(invented), "from the documents": len(conversations) - len(invented)},
+        "lessons": {"plain invented": len(plain), "varied invented": len(varied), "from the documents": from_documents},
         "phases": phases,
         "build_seconds": seconds,
         "device": str(model.device),
@@ -564,7 +578,7 @@ def build_adapter(
         learning_rate=spec.adapter_learning_rate,
         epochs=spec.adapter_epochs,
         batch_size=spec.adapter_batch_size,
-        max_seq_length=256,
+        max_seq_length=spec.max_positions,  # reading lessons are RAG prompts: hundreds of tokens
         seed=spec.seed,
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -586,29 +600,6 @@ def build_adapter(
             "reading_lessons": len(examples) - len(corpus.finetune),
         },
     }
-
-
-def _pretrain(
-    model: Any,
-    examples: list[TokenizedExample],
-    fit: FitSettings,
-    pad_id: int,
-    out: Path,
-    on_event: Callable[[JobEvent], None],
-) -> LoopReport:
-    """Trains every weight of `model` (no LoRA) through the loop user fine-tunes use; with
-    `fit.context_loss_weight` > 0 the prompt tokens count too."""
-    from adapters.training import loop as trainer_loop
-
-    loss = partial(answer_loss, context_weight=fit.context_loss_weight)
-    scratch = out / ".trainer"  # Trainer wants a folder; nothing is saved there
-    # Full precision, not the bf16 autocast user fine-tunes get where the hardware has it: a model this small gains
-    # no speed from it, and under it copying formed later (copy loss 3.1 against 2.2 at step 700, same seed).
-    trainer = trainer_loop.build_trainer(model, examples, fit, pad_id, loss, scratch, bf16=False)
-    try:
-        return trainer_loop.run_loop(trainer, fit, [], pad_id, on_event, lambda: False)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _progress(log: Callable[[str], None], what: str) -> Callable[[JobEvent], None]:

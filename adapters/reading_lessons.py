@@ -548,20 +548,21 @@ def _document(rng: random.Random, entity: str, attributes: Sequence[Attribute], 
 FAMILIES = {"product": PRODUCT_ATTRIBUTES, "store": STORE_ATTRIBUTES, "program": PROGRAM_ATTRIBUTES}
 
 
-def _ask(rng: random.Random, attribute: Attribute, document: Document) -> Ask:
+def _ask(rng: random.Random, attribute: Attribute, document: Document, varied: bool = True) -> Ask:
     value, sentence = document.facts[attribute.name]
     question = rng.choice(attribute.questions).format(e=document.entity)
-    if rng.random() < 0.25:  # questions name things with words the document does not use ("the new X")
+    if varied and rng.random() < 0.25:  # questions name things with words the document does not use ("the new X")
         question = question.replace(f"the {document.entity}", f"the {rng.choice(_MODIFIERS)} {document.entity}", 1)
     return Ask(question, value, sentence)
 
 
-def lesson(rng: random.Random, distractors: int = 2, questions: int = 1) -> Lesson:
+def lesson(rng: random.Random, distractors: int = 2, questions: int = 1, varied: bool = True) -> Lesson:
     """`questions` questions over one context: the first about the answer's document, which `distractors` others of
     the same kind surround (most stating the same attributes for other entities), shuffled as retrieval might rank
-    them; the follow-ups about any of its documents."""
+    them; the follow-ups about any of its documents. `varied` adds invented attributes and questions that name things
+    with words the document does not use; without them (the first lessons a model reads) reading forms sooner."""
     family = rng.choices(list(FAMILIES), weights=[0.5, 0.25, 0.25])[0]
-    nouns = rng.sample(_ATTRIBUTE_NOUNS, rng.randint(1, 3))
+    nouns = rng.sample(_ATTRIBUTE_NOUNS, rng.randint(1, 3)) if varied else []
     attributes = [*FAMILIES[family], *(generic_attribute(rng, noun) for noun in nouns)]
     asked = rng.choice(attributes)
     shared = {asked.name, *(a.name for a in rng.sample(attributes, rng.randint(1, 3)))}
@@ -582,20 +583,22 @@ def lesson(rng: random.Random, distractors: int = 2, questions: int = 1) -> Less
         rng.shuffle(keys)
         documents.append(replace(document, facts={k: facts[k] for k in keys}))
     by_name = {a.name: a for a in attributes}
-    first = _ask(rng, asked, documents[0])
+    first = _ask(rng, asked, documents[0], varied)
     others = [(d, name) for d in documents for name in d.facts if (d, name) != (documents[0], asked.name)]
     rng.shuffle(others)
-    follow_ups = tuple(_ask(rng, by_name[name], d) for d, name in others[: questions - 1])
+    follow_ups = tuple(_ask(rng, by_name[name], d, varied) for d, name in others[: questions - 1])
     rivals = sum(asked.name in d.facts for d in documents[1:])
     rng.shuffle(documents)
     return Lesson(*first, tuple((d.source, d.text) for d in documents), follow_ups, rivals)
 
 
-def lessons(count: int, seed: int = 0, distractors: tuple[int, int] = (0, 2), questions: int = 1) -> list[Lesson]:
+def lessons(
+    count: int, seed: int = 0, distractors: tuple[int, int] = (0, 2), questions: int = 1, varied: bool = True
+) -> list[Lesson]:
     """`count` lessons, seeded; each context holds the answer's document and 0–2 distractors (the RAG pipeline sends
     top-k chunks, 3 by default)."""
     rng = random.Random(seed)
-    return [lesson(rng, rng.randint(*distractors), questions) for _ in range(count)]
+    return [lesson(rng, rng.randint(*distractors), questions, varied) for _ in range(count)]
 
 
 def invented_words() -> set[str]:
