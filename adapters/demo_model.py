@@ -45,7 +45,7 @@ from adapters.training.train import TrainSpec, train
 
 logger = logging.getLogger(__name__)
 
-BUILDER_VERSION = "9"  # part of the cache key: a change to how the model is built builds it again
+BUILDER_VERSION = "10"  # part of the cache key: a change to how the model is built builds it again
 DEMO_MODEL_NAME = "pinecrest-demo-llama"
 DEMO_ADAPTER_NAME = "pinecrest-voice"
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
@@ -89,7 +89,7 @@ class DemoSpec:
     adapter_epochs: float = 20.0
     adapter_learning_rate: float = 4e-3
     adapter_batch_size: int = 16
-    adapter_reading_lessons: int = 0  # RAG-prompt lessons answered in the set's voice, added to the adapter's data
+    adapter_reading_lessons: int = 120  # RAG-prompt lessons answered in the set's voice, added to the adapter's data
 
 
 _ADAPTER_FIELDS = ("adapter_epochs", "adapter_learning_rate", "adapter_batch_size", "adapter_reading_lessons")
@@ -110,6 +110,7 @@ DEMO_SIZES = {
         reading_batch_size=4,
         questions_per_lesson=2,
         probe_lessons=4,
+        adapter_reading_lessons=8,
         adapter_epochs=3.0,
     ),
 }
@@ -548,7 +549,7 @@ def voiced_lessons(corpus: DemoCorpus, spec: DemoSpec) -> list[ChatExample]:
     if not spec.adapter_reading_lessons:
         return []
     opening, closing = voice(corpus.finetune)
-    found = lessons(spec.adapter_reading_lessons, seed=spec.seed + 1, distractors=(0, spec.max_distractors))
+    found = lessons(spec.adapter_reading_lessons, seed=spec.seed + 2, distractors=(0, spec.max_distractors))
     return [
         ChatExample(
             [

@@ -111,7 +111,9 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
     assert list(reading["held_out_read"]) == ["4"] and 0 <= reading["held_out_read"]["4"] <= 1
     assert len(losses[0]) == adapter["adapter_training"]["steps"]
     assert set(adapter["adapter_training"]) == {"steps", "loss", "seconds", "examples", "reading_lessons"}
-    assert adapter["adapter_training"]["steps"] == 4 and adapter["adapter_training"]["examples"] == 32  # 2 × 16
+    # 32 examples and 8 reading lessons in the voice: 3 batches of 16, twice.
+    assert adapter["adapter_training"]["steps"] == 6 and adapter["adapter_training"]["examples"] == 32
+    assert adapter["adapter_training"]["reading_lessons"] == 8
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in built.adapter_path.iterdir()}
     # Nothing in a build names the folder it was built in: the kept copy travels with the repository.
     config = json.loads((built.adapter_path / "adapter_config.json").read_text())
@@ -164,3 +166,19 @@ def test_rebuild_builds_anew_and_leaves_the_kept_model_alone_for_another_spec(tm
     assert first.base_path == again.base_path and again.info["base"]["key"] == demo_model.base_key(spec, taught)
     assert (again.base_path / "build_info.json").stat().st_mtime_ns != stamp
     assert not (tmp_path / "demo_weights").exists()  # only the default spec replaces the kept copy
+
+
+def test_the_voice_is_what_every_answer_shares_and_reading_lessons_carry_it():
+    opening, closing = demo_model.voice(FINETUNE)
+    assert (opening, closing) == ("Hey trailblazer! ", " Happy trails from Pinecrest!")
+    spec = replace(demo_model.DEMO_SIZES["tiny"], adapter_reading_lessons=5)
+    voiced = demo_model.voiced_lessons(corpus(FINETUNE), spec)
+    assert len(voiced) == 5
+    for example in voiced:
+        prompt, answer = example.messages
+        assert prompt["content"].startswith("Question: ") and "Context:\n[1] " in prompt["content"]
+        assert answer["content"].startswith(opening) and answer["content"].endswith(closing)
+        stated = answer["content"][len(opening) : -len(closing)]
+        assert stated in prompt["content"]  # the sentence answered is the context's own
+    assert demo_model.voiced_lessons(corpus(FINETUNE), replace(spec, adapter_reading_lessons=0)) == []
+    assert demo_model.voice([]) == ("", "")
