@@ -4,11 +4,12 @@ Without network access no instruct model can be downloaded, so the product bring
 `python -m playground prepare --rebuild-demo` (seeded) and kept in the repository (`demo_weights/`):
 
 1. a byte-level BPE tokenizer with a chat template, trained on the lessons below;
-2. a base model that learns to *read*: first to copy (spans of tokens said twice: the induction
+2. a base model that learns to *read*: briefly to copy (spans of tokens said twice: the induction
    mechanism every later step rests on), then to answer questions in the exact prompt the RAG
-   pipeline sends, half over invented documents among distractors (`reading_lessons`), half over
-   the knowledge base's chunks with every number swapped (`document_lessons`). In both the answer
-   is right only when copied from the context, so the model learns to read, not the facts;
+   pipeline sends: first over plain invented documents among distractors (`reading_lessons`),
+   then over the knowledge base's chunks with every number swapped (`document_lessons`) mixed with
+   varied invented lessons. In all of them the answer is right only when copied from the context,
+   so the model learns to read, not the facts;
 3. a LoRA adapter trained on the sample fine-tuning set exactly as a user's fine-tune, which teaches
    the brand voice and the facts that set covers.
 
