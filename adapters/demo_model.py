@@ -83,6 +83,8 @@ class DemoSpec:
     max_distractors: int = 2
     document_share: float = 0.5  # of the later lessons, those over the knowledge base's chunks (numbers swapped)
     learning_rate: float = 2e-3
+    copies_per_reading_batch: int = 0
+    reading_copy_gap: int = 400
     probe_every: int = 250  # reading steps between checks on held-out invented lessons (0: only at the end)
     probe_lessons: int = 48
     context_loss_weight: float = 0.1
@@ -291,7 +293,9 @@ def _build_into(target: Path, build: Callable[[Path], dict], replace: bool) -> d
     return info
 
 
-def copy_examples(token_pool: Sequence[int], count: int, rng: random.Random) -> list[TokenizedExample]:
+def copy_examples(
+    token_pool: Sequence[int], count: int, rng: random.Random, max_gap: int = 20
+) -> list[TokenizedExample]:
     """Spans of tokens said twice, with loss on the second saying: predictable only by copying the first.
 
     The tokens are drawn from `token_pool` (the builder passes the lessons' most frequent tokens, so copying
@@ -300,7 +304,7 @@ def copy_examples(token_pool: Sequence[int], count: int, rng: random.Random) -> 
     examples = []
     for _ in range(count):
         span = [rng.choice(token_pool) for _ in range(rng.randint(8, 30))]
-        gap = [rng.choice(token_pool) for _ in range(rng.randint(0, 20))]
+        gap = [rng.choice(token_pool) for _ in range(rng.randint(0, max_gap))]
         examples.append(([*span, *gap, *span], [IGNORE_INDEX] * (len(span) + len(gap) + 1) + span[1:]))
     return examples
 
@@ -375,6 +379,7 @@ def learn_reading(
     pad_id: int,
     log: Callable[[str], None],
     probe: Callable[[Any], float] | None = None,
+    copy_pool: Sequence[int] = (),
 ) -> dict:
     """Trains `model` on the reading lessons in a plain loop (as `learn_copying`, for the same reason), one stage
     after another, each in batches of similar length in random order: a short warmup, a constant rate through the
@@ -401,6 +406,9 @@ def learn_reading(
     probes: list[tuple[int, float]] = []
     loss_fn = partial(answer_loss, context_weight=spec.context_loss_weight)
     for step, examples in enumerate(batches[:steps], start=1):
+        if copy_pool and spec.copies_per_reading_batch:  # copying, at reading's distances, stays in use
+            copies = copy_examples(copy_pool, spec.copies_per_reading_batch, rng, spec.reading_copy_gap)
+            examples = [*examples, *copies]
         batch = {k: v.to(device) for k, v in _collate(examples, pad_id).items()}
         progress = max(0.0, (step - constant) / max(1, steps - constant))
         rate = spec.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
@@ -502,7 +510,7 @@ def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str
     def probe(trained: Any) -> float:
         return reading_accuracy(trained, tokenizer, held_out, corpus.rag_messages)
 
-    reading = learn_reading(model, stages, spec, rng, tokenizer.pad_token_id, log, probe)
+    reading = learn_reading(model, stages, spec, rng, tokenizer.pad_token_id, log, probe, pool)
     phases = {"copying": copying, "reading": reading}
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
