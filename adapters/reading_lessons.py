@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 Chunk = tuple[str, str]  # (source file name, text), as the RAG prompt shows a retrieved chunk
@@ -535,14 +535,14 @@ def _entity(rng: random.Random, family: str) -> str:
     return f"{name}{number} {rng.choice(_KINDS)}"
 
 
-def _document(rng: random.Random, entity: str, attributes: Sequence[Attribute], count: int) -> Document:
+def _document(rng: random.Random, entity: str, attributes: Sequence[Attribute], fillers: bool) -> Document:
     facts = {}
-    for attribute in rng.sample(list(attributes), min(count, len(attributes))):
+    for attribute in attributes:
         value = attribute.value(rng)
         facts[attribute.name] = (value, rng.choice(attribute.sentences).format(e=entity, v=value))
     source = entity.lower().replace(" ", "-") + rng.choice([".md", ".txt"])
-    fillers = tuple(f.format(e=entity) for f in rng.sample(_FILLERS, rng.randint(0, 2)))
-    return Document(source, entity, facts, fillers, rng.choice(_HEADINGS))
+    filled = tuple(f.format(e=entity) for f in rng.sample(_FILLERS, rng.randint(0, 2))) if fillers else ()
+    return Document(source, entity, facts, filled, rng.choice(_HEADINGS))
 
 
 FAMILIES = {"product": PRODUCT_ATTRIBUTES, "store": STORE_ATTRIBUTES, "program": PROGRAM_ATTRIBUTES}
@@ -556,32 +556,30 @@ def _ask(rng: random.Random, attribute: Attribute, document: Document, varied: b
     return Ask(question, value, sentence)
 
 
-def lesson(rng: random.Random, distractors: int = 2, questions: int = 1, varied: bool = True) -> Lesson:
+def lesson(
+    rng: random.Random, distractors: int = 2, questions: int = 1, varied: bool = True, facts: tuple[int, int] = (3, 7)
+) -> Lesson:
     """`questions` questions over one context: the first about the answer's document, which `distractors` others of
-    the same kind surround (most stating the same attributes for other entities), shuffled as retrieval might rank
-    them; the follow-ups about any of its documents. `varied` adds invented attributes and questions that name things
-    with words the document does not use; without them (the first lessons a model reads) reading forms sooner."""
+    the same kind surround (most stating the asked attribute too, for other entities), shuffled as retrieval might
+    rank them; the follow-ups about any of its documents. Each document states `facts` (fewest, most) facts.
+    `varied` adds invented attributes, filler sentences and questions that name things with words the document does
+    not use; the first lessons a model reads are plain, with one fact and no distractor."""
     family = rng.choices(list(FAMILIES), weights=[0.5, 0.25, 0.25])[0]
     nouns = rng.sample(_ATTRIBUTE_NOUNS, rng.randint(1, 3)) if varied else []
     attributes = [*FAMILIES[family], *(generic_attribute(rng, noun) for noun in nouns)]
+    count = min(rng.randint(*facts), len(attributes))
     asked = rng.choice(attributes)
-    shared = {asked.name, *(a.name for a in rng.sample(attributes, rng.randint(1, 3)))}
     entities: list[str] = []
     while len(entities) < distractors + 1:
         if (candidate := _entity(rng, family)) not in entities:
             entities.append(candidate)
     documents = []
     for index, entity in enumerate(entities):
-        document = _document(rng, entity, attributes, rng.randint(3, 7))
-        facts = dict(document.facts)
-        for attribute in attributes:
-            stated = (index == 0 and attribute is asked) or rng.random() < 0.8
-            if attribute.name in shared and attribute.name not in facts and stated:
-                value = attribute.value(rng)
-                facts[attribute.name] = (value, rng.choice(attribute.sentences).format(e=entity, v=value))
-        keys = list(facts)
-        rng.shuffle(keys)
-        documents.append(replace(document, facts={k: facts[k] for k in keys}))
+        stated = rng.sample(attributes, count)
+        if asked not in stated and (index == 0 or rng.random() < 0.8):  # most distractors are rivals
+            stated[0] = asked
+        rng.shuffle(stated)
+        documents.append(_document(rng, entity, stated, varied))
     by_name = {a.name: a for a in attributes}
     first = _ask(rng, asked, documents[0], varied)
     others = [(d, name) for d in documents for name in d.facts if (d, name) != (documents[0], asked.name)]
@@ -593,12 +591,17 @@ def lesson(rng: random.Random, distractors: int = 2, questions: int = 1, varied:
 
 
 def lessons(
-    count: int, seed: int = 0, distractors: tuple[int, int] = (0, 2), questions: int = 1, varied: bool = True
+    count: int,
+    seed: int = 0,
+    distractors: tuple[int, int] = (0, 2),
+    questions: int = 1,
+    varied: bool = True,
+    facts: tuple[int, int] = (3, 7),
 ) -> list[Lesson]:
-    """`count` lessons, seeded; each context holds the answer's document and 0–2 distractors (the RAG pipeline sends
-    top-k chunks, 3 by default)."""
+    """`count` lessons, seeded; each context holds the answer's document and 0–2 distractors by default (the RAG
+    pipeline sends top-k chunks, 3 by default)."""
     rng = random.Random(seed)
-    return [lesson(rng, rng.randint(*distractors), questions, varied) for _ in range(count)]
+    return [lesson(rng, rng.randint(*distractors), questions, varied, facts) for _ in range(count)]
 
 
 def invented_words() -> set[str]:

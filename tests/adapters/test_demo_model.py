@@ -107,8 +107,10 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
     assert copying["steps"] == 30 and not copying["formed"] and base["parameters"] > 0
     # From chance over the whole vocabulary (ln 600 ≈ 6.4) towards chance over the copied tokens (ln 64 ≈ 4.2).
     assert copying["loss"] < math.log(600) - 1.0, copying
-    assert reading["steps"] == 4 and math.isfinite(reading["loss"])
-    assert list(reading["held_out_read"]) == ["4"] and 0 <= reading["held_out_read"]["4"] <= 1
+    # Two curriculum levels of 2 steps each, then 2 on the documents' chunks and varied lessons.
+    assert reading["steps"] == 6 and math.isfinite(reading["loss"])
+    assert list(reading["held_out_read"]) == ["6"] and 0 <= reading["held_out_read"]["6"] <= 1
+    assert base["lessons"]["plain invented, by level"] == [8, 8]
     assert len(losses[0]) == adapter["adapter_training"]["steps"]
     assert set(adapter["adapter_training"]) == {"steps", "loss", "seconds", "examples", "reading_lessons"}
     # 32 examples and 8 reading lessons in the voice: 3 batches of 16, twice.
@@ -122,7 +124,7 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
     assert not (built.adapter_path / "README.md").exists()
     assert (built.base_path / "config.json").is_file() and not list(built.base_path.glob(".trainer"))
     assert "demo model: base model, copying step 30/30" in "\n".join(messages)
-    assert "demo model: base model, reading step 4: " in "\n".join(messages)
+    assert "demo model: base model, reading step 6: " in "\n".join(messages)
 
 
 def _tiny(**changes) -> demo_model.DemoSpec:

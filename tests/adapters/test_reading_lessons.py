@@ -26,6 +26,17 @@ def test_distractors_state_the_same_attribute_for_other_entities():
         assert sum(lesson.answer in text.splitlines() for _, text in lesson.chunks) == 1
 
 
+def test_the_curriculum_starts_with_one_fact_and_no_distractor_and_grows():
+    """The first level a model reads is a copy of the only fact in its context; later levels add facts and rivals."""
+    for lesson in reading_lessons.lessons(100, seed=14, distractors=(0, 0), varied=False, facts=(1, 1)):
+        ((_, text),) = lesson.chunks
+        assert text.split("\n\n")[-1].splitlines() == [lesson.answer], text  # the facts come last, one a line
+    for lesson in reading_lessons.lessons(100, seed=15, distractors=(1, 1), varied=False, facts=(2, 4)):
+        assert len(lesson.chunks) == 2
+        for _, text in lesson.chunks:
+            assert 2 <= len(text.split("\n\n")[-1].splitlines()) <= 4, text
+
+
 def test_follow_ups_ask_about_sentences_of_the_same_context():
     for lesson in reading_lessons.lessons(100, seed=13, questions=4):
         assert 1 <= len(lesson.follow_ups) <= 3
