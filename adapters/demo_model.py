@@ -77,6 +77,10 @@ class DemoSpec:
     copy_learning_rate: float = 2e-3  # at 3e-3 copying had not formed after 550 steps; at 2e-3 it formed by 350
     copied_loss: float = 1.0  # the smoothed copying loss below which it has formed
     copy_vocabulary: int = 64
+    # Once formed on those few tokens, copying spans of every token at reading's distances: a model that had
+    # copied only frequent tokens rewrote new names into ones it knew ("Harrow Bay" became "Harbor area").
+    spread_copy_steps: int = 300
+    spread_copy_gap: int = 300
     copy_batch_size: int = 32
     # Plain invented lessons from easy to hard, at a constant rate: (steps, fewest and most facts per document,
     # fewest and most distractor documents). Each level is first solved by copying what the last one taught.
@@ -84,9 +88,10 @@ class DemoSpec:
         (200, 1, 1, 0, 0),
         (300, 2, 3, 0, 0),
         (300, 2, 4, 0, 1),
-        (400, 3, 7, 0, 2),
+        (700, 3, 7, 0, 2),
+        (300, 4, 12, 0, 2),  # documents as long as the knowledge base's chunks
     )
-    reading_steps: int = 1600  # in all: after the curriculum, the documents' chunks mixed with varied lessons
+    reading_steps: int = 2100  # in all: after the curriculum, the documents' chunks mixed with varied lessons
     reading_batch_size: int = 32
     questions_per_lesson: int = 1  # a follow-up asks after the context, which a model then reads without knowing it
     max_distractors: int = 2
@@ -115,6 +120,8 @@ DEMO_SIZES = {
         heads=2,
         copy_steps=4,
         copy_batch_size=8,
+        spread_copy_steps=2,
+        spread_copy_gap=20,
         curriculum=((2, 1, 1, 0, 0), (2, 3, 7, 0, 2)),
         reading_steps=6,
         reading_batch_size=4,
@@ -338,10 +345,17 @@ def tokenize_turns(tokenizer: Any, messages: list[dict[str, str]]) -> TokenizedE
 
 
 def learn_copying(
-    model: Any, pool: Sequence[int], spec: DemoSpec, rng: random.Random, pad_id: int, log: Callable[[str], None]
+    model: Any,
+    pool: Sequence[int],
+    spec: DemoSpec,
+    rng: random.Random,
+    pad_id: int,
+    log: Callable[[str], None],
+    vocabulary: Sequence[int] = (),
 ) -> dict:
     """Trains `model` on `copy_examples` at a constant rate until its smoothed loss shows copying has formed
-    (`spec.copy_steps` at most); returns the phase's figures.
+    (`spec.copy_steps` at most), then `spec.spread_copy_steps` more over spans of all of `vocabulary`, further
+    apart; returns the phase's figures.
 
     Copying forms suddenly, after a plateau whose length varies from seed to seed. A plain loop, not the Trainer
     the reading phase uses: through the Trainer, with the same model, data, rate, betas, clipping and warmup, it
@@ -370,12 +384,21 @@ def learn_copying(
             log(f"demo model: base model, copying step {step}/{spec.copy_steps} loss {smoothed:.3f}")
         if formed:
             break
-    return {
-        "steps": step,
-        "loss": round(smoothed, 3),
-        "formed": smoothed < spec.copied_loss,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    figures = {"steps": step, "loss": round(smoothed, 3), "formed": smoothed < spec.copied_loss}
+    spread = float("nan")
+    for extra in range(1, (spec.spread_copy_steps if vocabulary else 0) + 1):
+        examples = copy_examples(vocabulary, spec.copy_batch_size, rng, spec.spread_copy_gap)
+        loss = answer_loss(model, {k: v.to(device) for k, v in _collate(examples, pad_id).items()})
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        spread = float(loss.detach()) if extra == 1 else 0.9 * spread + 0.1 * float(loss.detach())
+        if extra % 100 == 0 or extra == spec.spread_copy_steps:
+            log(f"demo model: base model, copying every token, step {extra}/{spec.spread_copy_steps} loss {spread:.3f}")
+    if vocabulary and spec.spread_copy_steps:
+        figures["every_token"] = {"steps": spec.spread_copy_steps, "loss": round(spread, 3)}
+    return {**figures, "seconds": round(time.perf_counter() - started, 1)}
 
 
 def learn_reading(
@@ -485,13 +508,12 @@ def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str
     conversations = [lesson.messages(corpus.rag_messages) for lesson in varied]
     if from_documents:
         conversations += document_lessons(
-            # Up to `max_distractors` chunks in all: a document's chunk is several times a lesson document's length.
             chunks,
             from_documents,
             rng,
             corpus.rag_messages,
             questions,
-            max(1, spec.max_distractors),
+            spec.max_distractors + 1,  # top 3, as RAG
         )
     rng.shuffle(conversations)
     first = [conversation for level in curriculum for conversation in level[:500]]
@@ -511,7 +533,8 @@ def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str
 
     model = _new_model(spec, tokenizer)
 
-    copying = learn_copying(model, pool, spec, rng, tokenizer.pad_token_id, log)
+    vocabulary = range(len(SPECIAL_TOKENS), len(tokenizer))
+    copying = learn_copying(model, pool, spec, rng, tokenizer.pad_token_id, log, vocabulary)
     # Half plain, half varied: the first shows reading forming, the second how far it carries.
     half = spec.probe_lessons // 2
     held_out = lessons(half, seed=spec.seed + 987_654, distractors=distractors, varied=False)

@@ -199,6 +199,39 @@ _MONTHS = [
 ]
 
 
+_ONSETS = (
+    "b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gr", "kr", "tr", "st",
+    "sl", "pl", "ch", "sh", "th", "qu", "w",
+)  # fmt: skip
+_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o", "ai", "ou", "ea", "y")
+_CODAS = ("", "", "", "", "", "n", "r", "l", "s", "m", "x", "nd", "rk")
+
+
+def coined_word(rng: random.Random) -> str:
+    """A made-up word of two or three syllables ("Drovaln", "Kestimor"): names the model has never seen, split into
+    whatever pieces the tokenizer has, so that only copying them from the context gets them right. A model trained
+    on a fixed list of names learnt the names and rewrote new ones into them ("Harrow Bay" became "Harbor area")."""
+    while True:  # six letters at least: short ones can be English words ("Daily")
+        syllables = [rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(rng.randint(2, 3))]
+        if len(word := "".join(syllables)) >= 6:
+            return word.capitalize()
+
+
+def _name(rng: random.Random, listed: Sequence[str]) -> str:
+    return coined_word(rng) if rng.random() < 0.6 else rng.choice(listed)
+
+
+def _person(rng: random.Random) -> str:
+    return f"{_name(rng, _PEOPLE_FIRST)} {_name(rng, _PEOPLE_LAST)}"
+
+
+def _color(rng: random.Random) -> str:
+    return rng.choice(_COLORS) if rng.random() < 0.4 else f"{coined_word(rng)} {rng.choice(_COLOR_WORDS)}"
+
+
+_COLOR_WORDS = ("Blue", "Green", "Red", "Gray", "Teal", "Gold", "Black")
+
+
 def _price(rng: random.Random) -> str:
     dollars = rng.choice([rng.randint(5, 99), rng.randint(100, 999), rng.randint(1000, 2400)])
     return f"${dollars:,}" if rng.random() < 0.8 else f"${dollars:,}.{rng.choice(['99', '95', '50'])}"
@@ -277,7 +310,7 @@ PRODUCT_ATTRIBUTES = (
     ),
     Attribute(
         "color",
-        lambda rng: rng.choice(_COLORS),
+        _color,
         ("The {e} comes in one color called {v}.", "The {e} is sold in a color called {v}."),
         ("What color does the {e} come in?", "Which color is the {e} sold in?"),
     ),
@@ -316,7 +349,7 @@ PRODUCT_ATTRIBUTES = (
 STORE_ATTRIBUTES = (
     Attribute(
         "address",
-        lambda rng: f"{rng.randint(10, 4999)} {rng.choice(_STREETS)} Street",
+        lambda rng: f"{rng.randint(10, 4999)} {_name(rng, _STREETS)} {rng.choice(['Street', 'Road', 'Avenue'])}",
         ("The {e} is located at {v}.", "The address of the {e} is {v}."),
         ("Where is the {e}?", "What is the address of the {e}?", "On which street is the {e}?"),
     ),
@@ -334,7 +367,7 @@ STORE_ATTRIBUTES = (
     ),
     Attribute(
         "manager",
-        lambda rng: f"{rng.choice(_PEOPLE_FIRST)} {rng.choice(_PEOPLE_LAST)}",
+        _person,
         ("The {e} is managed by {v}.", "The manager of the {e} is {v}."),
         ("Who manages the {e}?", "Who is the manager of the {e}?"),
     ),
@@ -394,7 +427,7 @@ PROGRAM_ATTRIBUTES = (
     ),
     Attribute(
         "contact",
-        lambda rng: f"{rng.choice(_PEOPLE_FIRST).lower()}@{rng.choice(_SECOND).lower()}mail.example",
+        lambda rng: f"{_name(rng, _PEOPLE_FIRST).lower()}@{_name(rng, _SECOND).lower()}.example",
         ("Questions about the {e} go to {v}.", "The {e} can be reached by email at {v}."),
         ("What is the email address of the {e}?", "How do I email the {e}?"),
     ),
@@ -448,7 +481,7 @@ def _generic_value(rng: random.Random) -> Callable[[random.Random], str]:
         lambda r: f"{r.choice([r.randint(2, 99), r.randint(100, 999), r.randint(1, 30) * 1000]):,} {unit}",
         lambda r: f"{r.randint(1, 99) / 10:g} {unit}",
         lambda r: "".join(r.choice(_CODE_LETTERS) for _ in range(r.randint(2, 4))) + r.choice(["", "7", "-40"]),
-        lambda r: f"{r.choice(_PEOPLE_FIRST)} {r.choice(_PEOPLE_LAST)}",
+        _person,
         lambda r: str(r.randint(1950, 2025)),
         lambda r: r.choice(_THINGS),
         _price,
@@ -526,7 +559,8 @@ class Lesson:
 
 
 def _entity(rng: random.Random, family: str) -> str:
-    name = f"{rng.choice(_FIRST)} {rng.choice(_SECOND)}" if rng.random() < 0.5 else rng.choice(_FIRST)
+    first = _name(rng, _FIRST)
+    name = f"{first} {_name(rng, _SECOND)}" if rng.random() < 0.5 else first
     if family == "store":
         return rng.choice([f"{name} store", f"{name} outlet", f"{name} rental desk", f"{name} repair shop"])
     if family == "program":
@@ -565,7 +599,9 @@ def lesson(
     `varied` adds invented attributes, filler sentences and questions that name things with words the document does
     not use; the first lessons a model reads are plain, with one fact and no distractor."""
     family = rng.choices(list(FAMILIES), weights=[0.5, 0.25, 0.25])[0]
-    nouns = rng.sample(_ATTRIBUTE_NOUNS, rng.randint(1, 3)) if varied else []
+    # Invented attributes (`varied`), and as many more as documents of many facts need beyond the family's own.
+    extra = max(0, facts[1] - len(FAMILIES[family]))
+    nouns = rng.sample(_ATTRIBUTE_NOUNS, (rng.randint(1, 3) if varied else 0) + extra)
     attributes = [*FAMILIES[family], *(generic_attribute(rng, noun) for noun in nouns)]
     count = min(rng.randint(*facts), len(attributes))
     asked = rng.choice(attributes)
@@ -605,7 +641,7 @@ def lessons(
 
 
 def invented_words() -> set[str]:
-    """Every word an invented name, street, person or color is made of, for the test that keeps them apart from the
-    sample data's."""
-    parts = [*_FIRST, *_SECOND, *_STREETS, *_PEOPLE_FIRST, *_PEOPLE_LAST]
+    """Every listed word an invented name, street, person or color is made of (coined words aside), for the test
+    that keeps them apart from the sample data's."""
+    parts = [*_FIRST, *_SECOND, *_STREETS, *_PEOPLE_FIRST, *_PEOPLE_LAST, *_COLOR_WORDS]
     return set(parts) | {word for color in _COLORS for word in color.split()}

@@ -102,7 +102,8 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
     base, adapter = built.info["base"], built.info["adapter"]
     assert list(base["phases"]) == ["copying", "reading"]
     copying, reading = base["phases"]["copying"], base["phases"]["reading"]
-    assert set(copying) == {"steps", "loss", "formed", "seconds"}
+    assert set(copying) == {"steps", "loss", "formed", "every_token", "seconds"}
+    assert copying["every_token"]["steps"] == 2 and math.isfinite(copying["every_token"]["loss"])
     assert set(reading) == {"steps", "loss", "seconds", "held_out_read"}
     assert copying["steps"] == 30 and not copying["formed"] and base["parameters"] > 0
     # From chance over the whole vocabulary (ln 600 ≈ 6.4) towards chance over the copied tokens (ln 64 ≈ 4.2).

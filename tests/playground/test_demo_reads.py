@@ -73,34 +73,18 @@ The Frostline gloves have a 3-year warranty.""",
 QUESTIONS = [  # (question, fact, source)
     ("How much does the Harrow Bay kayak cost?", "$1,180", "harrow-bay-kayak.md"),
     ("How long is the Harrow Bay kayak?", "14 feet 2 inches", "harrow-bay-kayak.md"),
-    {
-        "question": "What is the maximum load of the Harrow Bay kayak?",
-        "fact": "310 lb",
-        "source": "harrow-bay-kayak.md",
-    },
+    ("What is the maximum load of the Harrow Bay kayak?", "310 lb", "harrow-bay-kayak.md"),
     ("Where is the Quarry Lane store?", "88 Tanner Road", "quarry-lane-store.md"),
     ("What time does the Quarry Lane store open?", "8:30 AM", "quarry-lane-store.md"),
     ("Who manages the Quarry Lane store?", "Odile Marchetti", "quarry-lane-store.md"),
     ("How bright is the Lumalite 250 lantern?", "250 lumens", "lumalite-lantern.txt"),
-    {
-        "question": "How long does the Lumalite 250 lantern run on low?",
-        "fact": "42 hours",
-        "source": "lumalite-lantern.txt",
-    },
+    ("How long does the Lumalite 250 lantern run on low?", "42 hours", "lumalite-lantern.txt"),
     ("What does the Lumalite 250 lantern cost?", "$58", "lumalite-lantern.txt"),
     ("How much is a Paddle Club membership?", "$120", "paddle-club.md"),
     ("What discount do Paddle Club members get on rentals?", "25%", "paddle-club.md"),
-    {
-        "question": "What is the email address for Paddle Club questions?",
-        "fact": "paddle@harrowbay.example",
-        "source": "paddle-club.md",
-    },
+    ("What is the email address for Paddle Club questions?", "paddle@harrowbay.example", "paddle-club.md"),
     ("How much do the Frostline gloves cost?", "$74", "frostline-gloves.txt"),
-    {
-        "question": "What color do the Frostline gloves come in?",
-        "fact": "Arctic Teal",
-        "source": "frostline-gloves.txt",
-    },
+    ("What color do the Frostline gloves come in?", "Arctic Teal", "frostline-gloves.txt"),
 ]
 
 
