@@ -5,11 +5,13 @@ Without network access no instruct model can be downloaded, so the product bring
 
 1. a byte-level BPE tokenizer with a chat template, trained on the lessons below;
 2. a base model that learns to *read*: briefly to copy (spans of tokens said twice: the induction
-   mechanism every later step rests on), then to answer questions in the exact prompt the RAG
-   pipeline sends: first over plain invented documents among distractors (`reading_lessons`),
-   then over the knowledge base's chunks with every number swapped (`document_lessons`) mixed with
-   varied invented lessons. In all of them the answer is right only when copied from the context,
-   so the model learns to read, not the facts;
+   mechanism every later step rests on; first over a few frequent tokens, then over all of them),
+   then to answer questions in the exact prompt the RAG pipeline sends, through a curriculum of
+   plain invented documents (`reading_lessons`): one fact and no distractor first, then more facts
+   and distractor documents, then documents as long as the knowledge base's chunks; last, the
+   knowledge base's chunks with every number swapped (`document_lessons`) mixed with varied
+   invented lessons. In all of them the answer is right only when copied from the context, so the
+   model learns to read, not the facts;
 3. a LoRA adapter trained on the sample fine-tuning set exactly as a user's fine-tune, which teaches
    the brand voice and the facts that set covers.
 
