@@ -280,7 +280,7 @@ def load_or_build(
     base = None if rebuild else _found(base_id, SHIPPED / "base", cache / f"demo-base-{base_id}")
     if base is None:
         target = SHIPPED / "base" if keep else cache / f"demo-base-{base_id}"
-        log("demo model: training the base model to read (minutes on 2 CPU cores; kept afterwards)")
+        log("demo model: training the base model to read (about 40 minutes on 2 CPU cores; kept afterwards)")
         base = target, _build_into(target, lambda out: build_base(out, corpus, spec, log), rebuild)
     adapter = None if rebuild else _found(adapter_id, SHIPPED / "adapter", cache / f"demo-adapter-{adapter_id}")
     if adapter is None:
