@@ -346,6 +346,15 @@ def tokenize_turns(tokenizer: Any, messages: list[dict[str, str]]) -> TokenizedE
     return ids, labels
 
 
+def _optimizer_step(model: Any, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    """One step of the builder's plain loops, gradients clipped to norm 1; returns the loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return float(loss.detach())
+
+
 def learn_copying(
     model: Any,
     pool: Sequence[int],
@@ -374,12 +383,7 @@ def learn_copying(
         batch = {k: v.to(device) for k, v in _collate(copy_examples(pool, spec.copy_batch_size, rng), pad_id).items()}
         for group in optimizer.param_groups:
             group["lr"] = spec.copy_learning_rate * min(1.0, step / warmup)
-        loss = answer_loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        value = float(loss.detach())
+        value = _optimizer_step(model, optimizer, answer_loss(model, batch))
         smoothed = value if step == 1 else 0.9 * smoothed + 0.1 * value
         formed = smoothed < spec.copied_loss
         if step % 100 == 0 or step == spec.copy_steps or formed:
@@ -390,12 +394,9 @@ def learn_copying(
     spread = float("nan")
     for extra in range(1, (spec.spread_copy_steps if vocabulary else 0) + 1):
         examples = copy_examples(vocabulary, spec.copy_batch_size, rng, spec.spread_copy_gap)
-        loss = answer_loss(model, {k: v.to(device) for k, v in _collate(examples, pad_id).items()})
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        spread = float(loss.detach()) if extra == 1 else 0.9 * spread + 0.1 * float(loss.detach())
+        batch = {k: v.to(device) for k, v in _collate(examples, pad_id).items()}
+        value = _optimizer_step(model, optimizer, answer_loss(model, batch))
+        spread = value if extra == 1 else 0.9 * spread + 0.1 * value
         if extra % 100 == 0 or extra == spec.spread_copy_steps:
             log(f"demo model: base model, copying every token, step {extra}/{spec.spread_copy_steps} loss {spread:.3f}")
     if vocabulary and spec.spread_copy_steps:
@@ -442,12 +443,7 @@ def learn_reading(
         rate = spec.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         for param_group in optimizer.param_groups:
             param_group["lr"] = rate * min(1.0, step / 50)
-        loss = loss_fn(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        value = float(loss.detach())
+        value = _optimizer_step(model, optimizer, loss_fn(model, batch))
         smoothed = value if step == 1 else 0.98 * smoothed + 0.02 * value
         if step % 50 == 0 or step == steps:
             log(f"demo model: base model, reading step {step}/{steps} loss {smoothed:.3f}")
