@@ -205,6 +205,7 @@ _ONSETS = (
 )  # fmt: skip
 _VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o", "ai", "ou", "ea", "y")
 _CODAS = ("", "", "", "", "", "n", "r", "l", "s", "m", "x", "nd", "rk")
+_COLOR_WORDS = ("Blue", "Green", "Red", "Gray", "Teal", "Gold", "Black")
 
 
 def coined_word(rng: random.Random) -> str:
@@ -227,9 +228,6 @@ def _person(rng: random.Random) -> str:
 
 def _color(rng: random.Random) -> str:
     return rng.choice(_COLORS) if rng.random() < 0.4 else f"{coined_word(rng)} {rng.choice(_COLOR_WORDS)}"
-
-
-_COLOR_WORDS = ("Blue", "Green", "Red", "Gray", "Teal", "Gold", "Black")
 
 
 def _price(rng: random.Random) -> str:

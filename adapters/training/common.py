@@ -54,8 +54,6 @@ class FitSettings:
     max_seconds: float | None = None  # a safety cap; training stops after the step that crosses it
     context_loss_weight: float = 0.0  # >0 also trains on prompt tokens (pretraining, not fine-tuning)
     eval_every: int = 20  # steps between evaluations on the held-out examples (0: only at the end)
-    constant_lr: bool = False  # hold the rate after warm-up instead of the cosine decay (pretraining phases)
-    adam_beta2: float = 0.999
 
 
 def _collate(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, torch.Tensor]:

@@ -80,11 +80,10 @@ def training_arguments(fit: FitSettings, steps: int, output_dir: Path, device: t
         max_steps=steps,
         learning_rate=fit.learning_rate,
         weight_decay=fit.weight_decay,
-        adam_beta2=fit.adam_beta2,
         warmup_steps=fit.warmup_ratio,  # below 1: a share of the steps
         # cosine down to 10% of the peak rate
-        lr_scheduler_type="constant_with_warmup" if fit.constant_lr else "cosine_with_min_lr",
-        lr_scheduler_kwargs={} if fit.constant_lr else {"min_lr_rate": 0.1},
+        lr_scheduler_type="cosine_with_min_lr",
+        lr_scheduler_kwargs={"min_lr_rate": 0.1},
         max_grad_norm=1.0,
         seed=fit.seed,
         data_seed=fit.seed,
