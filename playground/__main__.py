@@ -1,12 +1,14 @@
 """Command line: serve the page, or compare / evaluate / prepare from the terminal.
 
 python -m playground                      # serve on 127.0.0.1:7860
-python -m playground compare "QUESTION" --json
+python -m playground compare "QUESTION" --json   # or --markdown: a report with figures, answers and chunks
 python -m playground eval [--questions FILE] [--arms rag,hybrid] [--out rows.csv] --json
 python -m playground finetune --data FILE --json   # train a LoRA adapter on the loaded base model
 python -m playground forgetting --json    # the adapter against the base model on general text and questions
 python -m playground freshness --json     # a fact changes: RAG re-indexes, the adapter is re-fine-tuned; both timed
 python -m playground prepare              # build the demo model and index ahead of time
+python -m playground leaderboard --json   # the blind arena's ratings, from the stored votes
+python -m playground advise --style much --changes often --json   # RAG, fine-tuning or hybrid, citing measurements
 python -m playground bench retrieval|ingest|finetune|compare --json
 """
 
@@ -22,10 +24,23 @@ from adapters.errors import UserError
 from adapters.jobs.events import BackendChosen, DatasetRead, Eval, Forgetting, JobEvent, Step
 from adapters.training.backends import AUTO, preferences
 from pipelines.retrieval_modes import DEFAULT_MODE, RetrievalMode
+from playground.advisor_rules import QUESTIONS, Answers
 from playground.config import Settings
 from playground.logs import configure_logging
 
-SUBCOMMANDS = ("serve", "compare", "eval", "forgetting", "freshness", "prepare", "bench", "index", "finetune")
+SUBCOMMANDS = (
+    "serve",
+    "compare",
+    "eval",
+    "forgetting",
+    "freshness",
+    "prepare",
+    "bench",
+    "index",
+    "finetune",
+    "leaderboard",
+    "advise",
+)
 
 
 def _log(message: str) -> None:
@@ -76,7 +91,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     compare = commands.add_parser("compare", parents=[common, decoding], help="compare the answers to one question")
     compare.add_argument("question")
-    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    shown = compare.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    shown.add_argument("--markdown", action="store_true", help="print a Markdown report (figures, answers, chunks)")
     evaluate = commands.add_parser(
         "eval",
         parents=[common, decoding],
@@ -120,6 +137,29 @@ def parser() -> argparse.ArgumentParser:
     finetune.add_argument("--holdout", type=float, default=0.1, help="share of examples held out for eval loss")
     finetune.add_argument("--backend", default=AUTO, choices=preferences(), help="auto: the first that can run")
     finetune.add_argument("--json", action="store_true", help="print {name, path, backend, steps, ...}")
+    board = commands.add_parser(
+        "leaderboard", help="the blind arena's ratings with 95 %% intervals, from the votes under PLAYGROUND_HOME"
+    )
+    board.add_argument("--home", help="runtime data folder (PLAYGROUND_HOME, default .playground)")
+    board.add_argument("--json", action="store_true", help="print the boards and the position-bias check as JSON")
+    advise = commands.add_parser(
+        "advise", help="RAG, fine-tuning or hybrid, from your answers and the measurements under PLAYGROUND_HOME"
+    )
+    advise.add_argument("--home", help="runtime data folder (PLAYGROUND_HOME, default .playground)")
+    for asked in QUESTIONS:  # one flag per question of the advisor, as the page asks them
+        if asked.choices:
+            labels = "; ".join(f"{value}: {label}" for value, label in asked.choices)
+            default = getattr(Answers(), asked.name)
+            advise.add_argument(
+                f"--{asked.name}",
+                choices=[value for value, _ in asked.choices],
+                default=default,
+                help=f"{asked.text} ({labels}; default {default})".replace("%", "%%"),
+            )
+        else:
+            advise.add_argument(f"--{asked.name}", action="store_true", help=asked.text)
+    advise.add_argument("--run", help="the evaluation run to cite (default: the latest stored)")
+    advise.add_argument("--json", action="store_true", help="print the advice, its reasons and evidence as JSON")
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
     bench.add_argument("target", choices=["retrieval", "ingest", "finetune", "compare"])
     bench.add_argument("--chunks", type=int, help="retrieval: stored chunks (100000); ingest: chunks to index (600)")
@@ -300,6 +340,55 @@ def _progress_line(event: JobEvent) -> str:
     return json.dumps({k: v for k, v in event.to_json().items() if k != "time"})
 
 
+def _leaderboard(args: argparse.Namespace) -> int:
+    """Reads the vote log only: no model loads."""
+    from playground.leaderboard import leaderboard
+    from playground.votes import VoteLog
+
+    stored = VoteLog(Settings().with_overrides(home=Path(args.home) if args.home else None).home).read()
+    for problem in stored.problems:
+        _log(f"warning: skipped {problem}")
+    board = leaderboard(stored.votes, stored.problems)
+    if args.json:
+        print(json.dumps(board.to_json(), indent=2))
+        return 0
+    print(f"{board.votes} votes; rating [95 % bootstrap interval], Elo scale")
+    for title, standings in (("per arm", board.by_arm), ("per arm and adapter", board.by_adapter)):
+        print(f"{title}:")
+        for s in standings:
+            rating = "unrated" if s.rating is None else f"{s.rating:.0f}"
+            if s.low is not None and s.high is not None:
+                rating += f" [{s.low:.0f}, {s.high:.0f}]"
+            rate = "–" if s.win_rate is None else f"{s.win_rate:.0%}"
+            counts = f"won {s.wins}, lost {s.losses}, tied {s.ties}, both bad {s.both_bad}"
+            print(f"  {s.player}: {rating}; win rate {rate} ({counts})")
+    print(board.position.sentence)
+    return 0
+
+
+def _advise(args: argparse.Namespace) -> int:
+    """Reads what is stored under PLAYGROUND_HOME only: no model loads."""
+    from playground.advisor import NOTHING_MEASURED, AdvisorService, reason_line
+
+    answers = Answers(**{asked.name: getattr(args, asked.name) for asked in QUESTIONS})
+    home = Settings().with_overrides(home=Path(args.home) if args.home else None).home
+    advice = AdvisorService(home).advise(answers, args.run)
+    if args.json:
+        print(json.dumps(advice.to_json(), indent=2))
+        return 0
+    print(advice.headline)
+    for sign, rules in (("+", advice.decision.reasons), ("-", advice.decision.against)):
+        for rule in rules:
+            print(f"  {sign} {reason_line(rule)}")
+    for cited in advice.evidence:
+        print(f"measured: {cited.sentence}")
+    if not advice.evidence:
+        print(NOTHING_MEASURED)
+    for note in advice.contradictions:
+        print(f"contradiction: {note}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     for flag in ("chunks", "queries", "steps", "rounds", "tokens"):
         value = getattr(args, flag, None)
@@ -365,6 +454,10 @@ def _run(args: argparse.Namespace) -> int:
         return _index(args)
     if args.command == "finetune":
         return _finetune(args)
+    if args.command == "leaderboard":
+        return _leaderboard(args)
+    if args.command == "advise":
+        return _advise(args)
 
     from playground.runtime import start
 
@@ -414,6 +507,10 @@ def _run(args: argparse.Namespace) -> int:
             raise UserError(str(error)) from None
         if args.json:
             print(json.dumps(result, indent=2))
+        elif args.markdown:
+            from playground.export import comparison_markdown
+
+            print(comparison_markdown(result), end="")
         else:
             _print_comparison(result)
         return 0

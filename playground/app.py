@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from playground.advisor import AdvisorService
+from playground.arena import ArenaService
 from playground.compare import CompareService
 from playground.documents import DocumentsService
 from playground.eval_service import EvaluateService
@@ -11,6 +13,8 @@ from playground.finetune import FinetuneService
 from playground.freshness import FreshnessService
 from playground.load import LoadLimits, enable_queue, max_upload_bytes
 from playground.runtime import Runtime
+from playground.ui import advisor as advisor_tab
+from playground.ui import arena as arena_tab
 from playground.ui import compare as compare_tab
 from playground.ui import documents as documents_tab
 from playground.ui import evaluate as evaluate_tab
@@ -31,8 +35,10 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
         gr.Markdown(f"# {TITLE}")
         banner = gr.Markdown(model_banner(runtime.model), elem_id="model-banner")
         with gr.Tab("Compare"):
-            choices = finetune.adapter_choices(finetune.roles.caller(None))  # a visitor's view until the page loads
-            controls = compare_tab.build(service, workspace, choices, banner)
+            with gr.Tab("Side by side"):
+                choices = finetune.adapter_choices(finetune.roles.caller(None))  # a visitor's view until page load
+                controls = compare_tab.build(service, workspace, choices, banner)
+            arena_tab.build(ArenaService(service), workspace, controls)  # the blind mode: its own sub-tab
         with gr.Tab("Documents"):
             refresh, filled = documents_tab.build(documents, workspace, controls.files, service.sources)
         with gr.Tab("Fine-tune"):
@@ -40,6 +46,8 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
         with gr.Tab("Evaluate"):
             fresh = FreshnessService(service, refinetune=finetune.train_and_wait)
             evaluate_tab.build(EvaluateService(service), workspace, controls, fresh)
+        with gr.Tab("Which approach?"):
+            advisor_tab.build(AdvisorService(runtime.settings.home))
 
         def open_workspace(workspace_id: str | None) -> str:
             return documents.workspace(workspace_id).id

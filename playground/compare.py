@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from adapters.engine import SIDE_BY_SIDE, TIMING_NOTES, GenerationRequest, RowDone
@@ -23,6 +24,7 @@ from pipelines.retrieval_modes import DEFAULT_MODE, RetrievalMode
 from playground.highlight import used_spans
 from playground.metrics import summary
 from playground.runtime import ModelInfo, Runtime
+from playground.support_data import SupportService
 
 # The arms, in pane order: the control first. (adapter?, reads the retrieved chunks?)
 ARMS: dict[str, tuple[bool, bool]] = {
@@ -169,6 +171,11 @@ class CompareService:
         into the engine when a question asks for it."""
         self.runtime = runtime
         self.attach = attach
+
+    @cached_property
+    def support(self) -> SupportService:
+        """The sentence-level support check of finished comparisons (the page runs it after the answers)."""
+        return SupportService(self.runtime)
 
     def setup(self) -> CompareSetup:
         runtime = self.runtime

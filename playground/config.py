@@ -87,6 +87,10 @@ class Settings:
     queue_size: int = field(default_factory=lambda: _env_int("PLAYGROUND_QUEUE_SIZE", 16))
     # Comparisons that run at once: the engine generates for one at a time, a second prepares its retrieval.
     concurrency: int = field(default_factory=lambda: _env_int("PLAYGROUND_CONCURRENCY", 2))
+    # Sentence-level support (Compare tab): the cosine a sentence needs to a chunk's or a training answer's sentence
+    # (chosen with `python -m playground.bench.support_thresholds`; see the README).
+    support_chunk_threshold: float = field(default_factory=lambda: _env_float("PLAYGROUND_SUPPORT_CHUNK", 0.7))
+    support_training_threshold: float = field(default_factory=lambda: _env_float("PLAYGROUND_SUPPORT_TRAINING", 0.75))
 
     rebuild_demo: bool = False  # `prepare --rebuild-demo`: build the demo model anew (and the shipped copy)
 

@@ -9,19 +9,27 @@ re-index, asks the probe questions in every arm, then re-fine-tunes on the fine-
 from __future__ import annotations
 
 import json
+import logging
 import re
+import secrets
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from adapters.errors import UserError
+from adapters.files import atomic_write_json
 from playground.compare import ROW_NAMES, CompareOptions, CompareService
 from playground.metrics import LABELS
 from playground.questions import load_questions
+
+logger = logging.getLogger(__name__)
+
+FOLDER = "freshness"  # every drill's report, one JSON file each, under PLAYGROUND_HOME
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,10 @@ class FreshnessService:
                 workspaces.delete(workspace, name)
             shutil.rmtree(scratch, ignore_errors=True)
         report.seconds = round(time.perf_counter() - started, 1)
+        try:
+            save(settings.home, report)
+        except OSError as error:  # the drill's answer still reaches the user; only its record is lost
+            logger.warning("could not store the freshness report: %s", error)
         return report
 
     def _ask(self, question: str, options: CompareOptions, change: Change, report: FreshnessReport) -> None:
@@ -222,6 +234,28 @@ class FreshnessService:
             text = state.texts.get("finetuned", "")
             answers.append({"question": question, "text": text, "new": _holds(text, change.new)})
         return {**trained, "messages_changed": changed, "answers": answers}
+
+
+def save(home: Path, report: FreshnessReport) -> Path:
+    """Stores the report as `<UTC time>-<random>.json` under `home/freshness/` (so the advisor can cite it)."""
+    finished = datetime.now(UTC)
+    path = home / FOLDER / f"{finished:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}.json"
+    record = {**report.to_json(), "finished_at": finished.isoformat(timespec="seconds")}
+    return atomic_write_json(path, record, indent=2)
+
+
+def latest(home: Path) -> dict[str, Any] | None:
+    """The newest stored report, with its file's name under "file"; None when no drill has run."""
+    for path in sorted((home / FOLDER).glob("*.json"), reverse=True):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:  # one damaged report must not hide the one before it
+            logger.warning("skipping the freshness report %s: %s", path, error)
+            continue
+        if isinstance(record, dict):
+            return {**record, "file": path.name}
+        logger.warning("skipping the freshness report %s: not a JSON object", path)
+    return None
 
 
 def _holds(text: str, fact: str) -> bool:

@@ -12,6 +12,8 @@ import gradio as gr
 from playground.compare import ROW_NAMES, CompareOptions, CompareService, Comparison
 from playground.load import COMPARE_GROUP
 from playground.metrics import TABLE_HEADERS, table_rows
+from playground.ui import downloads as downloads_ui
+from playground.ui import support as support_ui
 from playground.ui.errors import shows_errors
 from playground.ui.render import chunks_html, model_banner, score_legend
 
@@ -163,11 +165,13 @@ def build(
             )
             for name, (_, elem_id) in PANES.items()
         ]
+    support = support_ui.layout()  # each answer's sentences marked with what backs them, under its pane
     summary = gr.Markdown(elem_id="summary")
     metrics = gr.Dataframe(
         headers=TABLE_HEADERS, elem_id="metrics", interactive=False, label="Latency and tokens, per approach", wrap=True
     )
     how = gr.Markdown(elem_id="timing-note")
+    downloads = downloads_ui.build()  # this comparison as JSON / Markdown, the session's as CSV
     gr.Markdown(
         "### Retrieved chunks (what RAG and the hybrid read)\n"
         "<mark>Highlighted</mark>: text the RAG or hybrid answer repeats word for word."
@@ -187,17 +191,19 @@ def build(
         # stop generating for it at once rather than when the garbage collector gets to it.
         with closing(service.stream(question, options)) as states:
             for state in states:
-                yield _view(state)
+                yield (*_view(state), state.to_json() if state.done else None, *support.streaming(state))
 
     inputs = [prompt, show_base, hybrid, workspace, *controls.inputs()]
-    outputs = [*panes, chunks, legend, metrics, summary, how]
+    outputs = [*panes, chunks, legend, metrics, summary, how, downloads.latest, *support.streamed()]
     private: dict[str, Any] = {"api_visibility": "private"}
     # One concurrency group for the page and the API: their comparisons share the slots and the bounded wait.
     slots: dict[str, Any] = {"concurrency_limit": setup.concurrency, "concurrency_id": COMPARE_GROUP}
-    ask.click(run, inputs, outputs, **private, **slots)  # default show_progress: a waiting page sees its position
-    prompt.submit(run, inputs, outputs, **private, **slots)
-    show_base.change(lambda show: gr.update(visible=show), show_base, panes[0], **private)
-    hybrid.change(lambda show: gr.update(visible=show), hybrid, panes[3], **private)
+    # The support check runs once the answers are complete, outside the comparison's slot: streaming never waits.
+    check = support_ui.checker(service.support)
+    for event in (ask.click, prompt.submit):  # default show_progress: a waiting page sees its position
+        event(run, inputs, outputs, **private, **slots).success(check, support.finished, support.outputs(), **private)
+    show_base.change(lambda show: (gr.update(visible=show),) * 2, show_base, [panes[0], support.base], **private)
+    hybrid.change(lambda show: (gr.update(visible=show),) * 2, hybrid, [panes[3], support.cells["hybrid"]], **private)
 
     def chosen(adapter_name: str | None) -> tuple[Any, ...]:
         """The banner and the adapter panes name the adapter that will answer."""

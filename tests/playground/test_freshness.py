@@ -10,7 +10,16 @@ import pytest
 from adapters.errors import UserError
 from playground.compare import CompareOptions, CompareService
 from playground.finetune import FinetuneService
-from playground.freshness import GUIDED, Change, FreshnessService, changed_copy, changed_dataset
+from playground.freshness import (
+    GUIDED,
+    Change,
+    FreshnessReport,
+    FreshnessService,
+    changed_copy,
+    changed_dataset,
+    latest,
+    save,
+)
 
 
 def test_a_change_replaces_whole_occurrences_only():
@@ -38,6 +47,19 @@ def test_the_fine_tuning_set_gets_the_same_change(tmp_path):
         "60 days.",
         "$429.",
     ]
+
+
+def test_each_drill_is_stored_with_its_time_and_the_latest_is_read_back(tmp_path):
+    assert latest(tmp_path) is None
+    first = save(tmp_path, FreshnessReport({"source": "f.md", "old": "45 days", "new": "60 days"}, reindex_s=0.5))
+    stored = json.loads(first.read_text())
+    assert first.parent == tmp_path / "freshness" and stored["reindex_s"] == 0.5 and stored["finished_at"]
+    assert stored["sentence"].startswith("After f.md changed from 45 days to 60 days")
+    second = first.with_name("99991231T000000Z-000000.json")  # a later drill, as save names it
+    second.write_text(json.dumps({**stored, "reindex_s": 0.25}))
+    assert latest(tmp_path) == {**stored, "reindex_s": 0.25, "file": second.name}
+    second.write_text("{ cut off")  # a damaged report does not hide the one before it
+    assert latest(tmp_path) == {**stored, "file": first.name}
 
 
 def test_the_guided_drill_reads_the_changed_copy_and_times_a_real_re_fine_tune(runtime):
@@ -83,3 +105,5 @@ def test_freshness_cli_without_re_tuning(runtime, home, run_cli):
     found = json.loads(done.stdout)
     assert found["change"]["old"] == "45 days" and found["refinetune"] == {} and found["reindex_s"] > 0
     assert "freshness: re-indexing" in done.stderr
+    stored = [json.loads(path.read_text()) for path in (home / "freshness").glob("*.json")]
+    assert any(report["reindex_s"] == found["reindex_s"] for report in stored)  # kept for the advisor to cite
