@@ -13,10 +13,11 @@ Without network access no instruct model can be downloaded, so the product bring
    invented lessons. In all of them the answer is right only when copied from the context, so the
    model learns to read, not the facts;
 3. a LoRA adapter trained on the sample fine-tuning set exactly as a user's fine-tune, which teaches
-   the brand voice and the facts that set covers.
+   the brand voice and the facts that set covers; each question also in three rewordings
+   (`rewording`), without which it learnt the training questions' exact words and no fact.
 
 The base model depends on this builder, its spec, the RAG prompt and the knowledge base; the adapter
-also on the fine-tuning set, so new fine-tuning data retrains the adapter (a minute), not the base.
+also on the fine-tuning set, so new fine-tuning data retrains the adapter (minutes), not the base.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from adapters.datasets import IGNORE_INDEX, ChatExample
 from adapters.document_lessons import document_lessons
 from adapters.jobs.events import JobEvent, Step
 from adapters.reading_lessons import RagMessages, lessons
+from adapters.rewording import rewordings
 from adapters.training.backends import choose_backend
 from adapters.training.common import FitSettings, LoraSettings, TokenizedExample, _collate, answer_loss
 from adapters.training.train import TrainSpec, train
@@ -104,13 +106,16 @@ class DemoSpec:
     probe_lessons: int = 48
     context_loss_weight: float = 0.1
     seed: int = 0
-    adapter_epochs: float = 20.0
+    adapter_epochs: float = 8.0  # over the set, its rewordings and the reading lessons: about 1,000 steps
     adapter_learning_rate: float = 4e-3
     adapter_batch_size: int = 16
-    adapter_reading_lessons: int = 120  # RAG-prompt lessons answered in the set's voice, added to the adapter's data
+    adapter_reading_lessons: int = 400  # RAG-prompt lessons answered in the set's voice, added to the adapter's data
+    adapter_rewordings: int = 3  # reworded copies of each fine-tuning question (`rewording`), added to its data
 
 
-_ADAPTER_FIELDS = ("adapter_epochs", "adapter_learning_rate", "adapter_batch_size", "adapter_reading_lessons")
+_ADAPTER_FIELDS = (
+    "adapter_epochs", "adapter_learning_rate", "adapter_batch_size", "adapter_reading_lessons", "adapter_rewordings",
+)  # fmt: skip
 
 # "tiny" builds in seconds, for tests and quick checks of the wiring; its answers are noise.
 DEMO_SIZES = {
@@ -131,6 +136,7 @@ DEMO_SIZES = {
         questions_per_lesson=2,
         probe_lessons=4,
         adapter_reading_lessons=8,
+        adapter_rewordings=1,
         adapter_epochs=3.0,
     ),
 }
@@ -605,6 +611,21 @@ def voiced_lessons(corpus: DemoCorpus, spec: DemoSpec) -> list[ChatExample]:
     ]
 
 
+def reworded_examples(finetune: Sequence[ChatExample], count: int, seed: int) -> list[ChatExample]:
+    """`count` copies of each example whose first question is reworded (`rewording.rewordings`), answers unchanged."""
+    rng = random.Random(seed)
+    copies = []
+    for example in finetune:
+        first = next((i for i, m in enumerate(example.messages) if m["role"] == "user"), None)
+        if first is None:
+            continue
+        for question in rewordings(example.messages[first]["content"], count, rng):
+            messages = [dict(m) for m in example.messages]
+            messages[first]["content"] = question
+            copies.append(ChatExample(messages, example.line))
+    return copies
+
+
 def make_portable(adapter: Path) -> None:
     """The adapter names its base by the demo model's name, not the folder it was trained from: the copy kept in
     the repository must not carry the path of the machine that built it (peft's model card would, so it goes)."""
@@ -627,7 +648,8 @@ def build_adapter(
         seed=spec.seed,
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    examples = list(corpus.finetune) + voiced_lessons(corpus, spec)
+    reworded = reworded_examples(corpus.finetune, spec.adapter_rewordings, spec.seed + 3)
+    examples = [*corpus.finetune, *reworded, *voiced_lessons(corpus, spec)]
     train_spec = TrainSpec(str(base), examples, [], LoraSettings(), fit, out, device)
     report = train(train_spec, choose_backend("transformers"), _progress(log, "adapter"))
     make_portable(out)
@@ -642,7 +664,8 @@ def build_adapter(
             "loss": report.train_loss,
             "seconds": round(report.seconds, 1),
             "examples": len(corpus.finetune),
-            "reading_lessons": len(examples) - len(corpus.finetune),
+            "reworded_copies": len(reworded),
+            "reading_lessons": len(examples) - len(corpus.finetune) - len(reworded),
         },
     }
 

@@ -113,10 +113,11 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
     assert list(reading["held_out_read"]) == ["6"] and 0 <= reading["held_out_read"]["6"] <= 1
     assert base["lessons"]["plain invented, by level"] == [8, 8]
     assert len(losses[0]) == adapter["adapter_training"]["steps"]
-    assert set(adapter["adapter_training"]) == {"steps", "loss", "seconds", "examples", "reading_lessons"}
-    # 32 examples and 8 reading lessons in the voice: 3 batches of 16, twice.
-    assert adapter["adapter_training"]["steps"] == 6 and adapter["adapter_training"]["examples"] == 32
-    assert adapter["adapter_training"]["reading_lessons"] == 8
+    training = adapter["adapter_training"]
+    assert set(training) == {"steps", "loss", "seconds", "examples", "reworded_copies", "reading_lessons"}
+    # 32 examples, one rewording of each and 8 reading lessons in the voice: 5 batches of 16, twice.
+    assert training["steps"] == 10 and training["examples"] == 32
+    assert training["reworded_copies"] == 32 and training["reading_lessons"] == 8
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in built.adapter_path.iterdir()}
     # Nothing in a build names the folder it was built in: the kept copy travels with the repository.
     config = json.loads((built.adapter_path / "adapter_config.json").read_text())

@@ -1,0 +1,104 @@
+"""Reworded copies of fine-tuning questions: the same thing asked with other words around it.
+
+A small model learns a fact from fine-tuning only in the wordings it was shown: the demo adapter trained on the
+sample set alone answered its training questions word for word and none of the 22 differently worded evaluation
+questions about the same facts. Studies of knowledge injection find the same in large models (Ovadia et al.,
+"Fine-Tuning or Retrieval?", 2024: facts are learnt when seen in many paraphrases). These rewordings are
+mechanical and never touch what is asked (the names, numbers and the thing asked about stay word for word): an
+opening or closing clause, another frame for price, weight and warranty questions, an article dropped.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+PRICE_FRAMES = (
+    "How much does {s} cost?", "What is the price of {s}?", "What does {s} sell for?", "How much is {s}?",
+    "What will {s} set me back?", "How much would I pay for {s}?", "What does {s} retail for?",
+    "What is the regular price of {s}?",
+)  # fmt: skip
+WEIGHT_FRAMES = ("How much does {s} weigh?", "What is the weight of {s}?", "How heavy is {s}?", "What does {s} weigh?")
+WARRANTY_FRAMES = (
+    "How long is the warranty on {s}?", "What warranty does {s} come with?",
+    "How many years of coverage does {s} come with?",
+)  # fmt: skip
+
+# What each family's questions look like, so the thing asked about ({s}) can be lifted out and framed anew.
+_FAMILIES = (
+    (
+        PRICE_FRAMES,
+        (
+            r"How much (?:does|do) (?P<s>.+) cost",
+            r"How much (?:is|are) (?P<s>.+)",
+            r"What (?:is|'s) the (?:regular )?price of (?P<s>.+)",
+            r"What (?:does|do) (?P<s>.+) (?:cost|sell for|retail for)",
+            r"What does Pinecrest charge for (?P<s>.+)",
+        ),
+    ),
+    (
+        WEIGHT_FRAMES,
+        (
+            r"How much (?:does|do) (?P<s>.+) weigh",
+            r"What (?:is|'s) the weight of (?P<s>.+)",
+            r"How heavy (?:is|are) (?P<s>.+)",
+            r"What (?:does|do) (?P<s>.+) weigh",
+        ),
+    ),
+    (
+        WARRANTY_FRAMES,
+        (
+            r"How long is the warranty (?:on|for) (?P<s>.+)",
+            r"What (?:is the )?warranty (?:is )?(?:on|for) (?P<s>.+)",
+            r"What warranty (?:does|do) (?P<s>.+) (?:come with|have)",
+        ),
+    ),
+)
+_OPENINGS = (
+    "Quick question: ", "Hi! ", "I was wondering, ", "Can you tell me: ", "Hello, ", "Before my next trip: ",
+    "One more thing: ", "Please help: ",
+)  # fmt: skip
+_QUESTION_WORDS = frozenset(
+    ("What", "How", "When", "Where", "Which", "Who", "Why", "Is", "Are", "Do", "Does", "Can", "Should", "Will")
+)
+_CLOSINGS = (" Thanks!", " Thank you.", " Just curious.", " Thanks in advance.")
+
+
+def reframed(question: str, rng: random.Random) -> str | None:
+    """The question in another frame of its family (price, weight, warranty), or None when it is in none."""
+    plain = question.strip().rstrip("?").strip()
+    for frames, patterns in _FAMILIES:
+        for pattern in patterns:
+            if found := re.fullmatch(pattern, plain):
+                subject = found["s"]
+                return rng.choice([f for f in frames if f.format(s=subject) != question]).format(s=subject)
+    return None
+
+
+def reworded(question: str, rng: random.Random) -> str:
+    """One rewording of `question`: reframed when its family is known, else with an article dropped; then an
+    opening or a closing clause at random. Never the question itself."""
+    for _ in range(10):
+        text = reframed(question, rng) if rng.random() < 0.7 else None
+        if text is None:
+            text = re.sub(r"\b(?:the|a) ", "", question, count=1) if rng.random() < 0.5 else question
+        if rng.random() < 0.5:
+            opening, (first, _, rest) = rng.choice(_OPENINGS), text.partition(" ")
+            lower = first in _QUESTION_WORDS and not opening.endswith("! ")  # "Hi! What …", "Hello, what …"
+            text = f"{opening}{first.lower() if lower else first} {rest}"
+        elif rng.random() < 0.6:
+            text += rng.choice(_CLOSINGS)
+        if text != question:
+            return text
+    return rng.choice(_OPENINGS) + question
+
+
+def rewordings(question: str, count: int, rng: random.Random) -> list[str]:
+    """Up to `count` distinct rewordings of `question` (fewer when it allows fewer)."""
+    found: list[str] = []
+    for _ in range(4 * count):
+        if len(found) == count:
+            break
+        if (text := reworded(question, rng)) not in found:
+            found.append(text)
+    return found
