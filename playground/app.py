@@ -20,6 +20,7 @@ from playground.ui import documents as documents_tab
 from playground.ui import evaluate as evaluate_tab
 from playground.ui import finetune as finetune_tab
 from playground.ui.render import CSS, model_banner
+from playground.usage_log import consent_default
 
 TITLE = "RAG or fine-tuning? A side-by-side playground"
 
@@ -37,12 +38,13 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
         with gr.Tab("Compare"):
             with gr.Tab("Side by side"):
                 choices = finetune.adapter_choices(finetune.roles.caller(None))  # a visitor's view until page load
-                controls = compare_tab.build(service, workspace, choices, banner)
+                consent = consent_default(runtime.settings)  # off on a shared demo
+                controls = compare_tab.build(service, workspace, choices, banner, finetune.usage, consent)
             arena_tab.build(ArenaService(service), workspace, controls)  # the blind mode: its own sub-tab
         with gr.Tab("Documents"):
             refresh, filled = documents_tab.build(documents, workspace, controls.files, service.sources)
         with gr.Tab("Fine-tune"):
-            finetune_tab.build(finetune, controls.adapter, workspace)
+            finetune_tab.build(finetune, controls.adapter, workspace, controls.usage_consent)
         with gr.Tab("Evaluate"):
             fresh = FreshnessService(service, refinetune=finetune.train_and_wait)
             evaluate_tab.build(EvaluateService(service), workspace, controls, fresh)

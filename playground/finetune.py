@@ -27,8 +27,10 @@ from pipelines.indexing import chunks_of
 from playground.qa_builder import BuildReport, build_pairs, pairs_from_rows
 from playground.roles import Caller, Roles
 from playground.runtime import Runtime
+from playground.usage_log import UsageLog, UsageSelection, select, source_description
 
 ISSUE_HEADERS = ["Line", "Field", "Problem"]
+SOURCE_SUFFIX = ".source.txt"  # beside a dataset the page made: where its data came from, in words
 
 
 @dataclass
@@ -50,6 +52,7 @@ class FinetuneService:
         self.roles = Roles(runtime.settings)
         self.registry = AdapterRegistry(runtime.settings.home / "adapters")
         self.jobs = JobManager(runtime.settings.home, on_finished=self._adopt)
+        self.usage = UsageLog(runtime.settings.home)  # the Compare tab logs into it, with the user's consent
 
     # ---- backend and settings ----------------------------------------------------------------------------------
 
@@ -108,13 +111,36 @@ class FinetuneService:
         workspaces = self.runtime.workspaces
         return workspaces.keep(workspaces.open(workspace_id), path, cache)
 
-    def save_pairs(self, rows: list[list[Any]]) -> Path:
-        """The reviewed pairs as a chat JSONL dataset, ready to validate and launch."""
+    def save_pairs(self, rows: list[list[Any]], usage_total: int | None = None) -> Path:
+        """The reviewed pairs as a chat JSONL dataset, ready to validate and launch. `usage_total`: the rows came
+        from the RAG usage log, which held that many answers (the job's card then says how many were kept)."""
         pairs = pairs_from_rows(rows)
         if not pairs:
             raise UserError("There are no pairs with both a question and an answer to train on.")
         folder = self.jobs.root / "datasets" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
-        return write_chat_jsonl([p.to_example() for p in pairs], folder / "from-documents.jsonl")
+        if usage_total is None:
+            return write_chat_jsonl([p.to_example() for p in pairs], folder / "from-documents.jsonl")
+        path = write_chat_jsonl([p.to_example() for p in pairs], folder / "from-rag-usage.jsonl")
+        path.with_name(path.name + SOURCE_SUFFIX).write_text(source_description(len(pairs), usage_total))
+        return path
+
+    def usage_pairs(self, workspace_id: str | None, consent: bool) -> UsageSelection:
+        """The session's logged RAG answers worth training on (see `playground.usage_log.select`)."""
+        if not consent:
+            raise UserError(
+                "Your RAG answers are not logged: tick “Keep a log of my questions…” in the Compare tab, ask, then "
+                "press this again."
+            )
+        stored = self.usage.read(workspace_id)
+        if not stored.answers:
+            raise UserError("Your RAG usage log is empty: ask questions in the Compare tab with the log ticked first.")
+        selection = select(stored)
+        if not selection.kept:
+            raise UserError(
+                f"None of your {selection.total} logged RAG answers can be used ({selection.why_dropped()}): "
+                "mark good answers in the Compare tab."
+            )
+        return selection
 
     # ---- jobs --------------------------------------------------------------------------------------------------
 
@@ -155,6 +181,7 @@ class FinetuneService:
             device=self.runtime.settings.device or None,
             owner="" if not self.roles.shared else caller.workspace or "",
             general_set=self.runtime.settings.general_data,
+            source=dataset_source(path),
         )
         return self.jobs.submit(spec)
 
@@ -321,6 +348,14 @@ class FinetuneService:
                 self.runtime.engine.load_adapter(info.name, info.path)
 
 
+def dataset_source(path: Path) -> str:
+    """Where a dataset the page made came from, in words ("" for any other file)."""
+    try:
+        return Path(path).with_name(Path(path).name + SOURCE_SUFFIX).read_text().strip()
+    except OSError:
+        return ""
+
+
 def _chosen(name: str | None) -> str:
     """The adapter a page action names; none chosen is the user's to fix."""
     if not name:
@@ -428,7 +463,7 @@ def adapter_rows(service: FinetuneService, caller: Caller = Caller(owner=True)) 
         [
             a.name,
             _status_cell(a, startup, caller),
-            a.dataset.get("file") or "–",
+            " ".join(filter(None, [a.dataset.get("file"), _in_brackets(a.dataset.get("source"))])) or "–",
             a.steps or "–",
             _figure(a.train_loss),
             _figure(a.eval_loss),
@@ -439,6 +474,10 @@ def adapter_rows(service: FinetuneService, caller: Caller = Caller(owner=True)) 
         ]
         for a in service.adapters(caller)
     ]
+
+
+def _in_brackets(text: str | None) -> str:
+    return f"({text})" if text else ""
 
 
 def forgetting_cell(found: dict[str, Any]) -> str:

@@ -55,6 +55,11 @@ class Workspace:
         return self.folder.with_name(f"{self.folder.name}.inbox")
 
 
+def is_workspace_id(value: str | None) -> bool:
+    """Whether `value` has the form `Workspaces.open` keeps as an id (never a path: letters, digits, - and _)."""
+    return bool(value and _ID.match(value))
+
+
 def chunks_of_file(store: DocumentStore, name: str) -> list[Document]:
     found = store.filter_documents({"field": "meta.file_path", "operator": "==", "value": name})
     return sorted(found, key=lambda d: d.meta.get("split_id", 0))

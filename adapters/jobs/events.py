@@ -67,6 +67,7 @@ class DatasetRead(JobEvent, kind="dataset"):
     examples: int = 0
     train: int = 0
     holdout: int = 0
+    source: str | None = None  # where the data came from, in words ("from RAG usage log, 12 of 20 answers kept")
 
     def apply(self, view: JobView) -> None:
         view.dataset = self

@@ -55,6 +55,7 @@ class JobSpec:
     device: str | None = None
     owner: str = ""  # on a shared server, the workspace that launched it ("" : the server's owner)
     general_set: str = ""  # folder of the forgetting check's general text and questions; "": no check
+    source: str = ""  # where the data came from, in words, for the job's card and the registry; "": not said
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @classmethod
@@ -139,6 +140,7 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
         examples=len(loaded.examples),
         train=len(train_set),
         holdout=len(eval_set),
+        source=spec.source or None,
     )
     log(dataset)
     backend = choose_backend(spec.backend)

@@ -14,8 +14,10 @@ from playground.load import COMPARE_GROUP
 from playground.metrics import TABLE_HEADERS, table_rows
 from playground.ui import downloads as downloads_ui
 from playground.ui import support as support_ui
+from playground.ui import usage as usage_ui
 from playground.ui.errors import shows_errors
 from playground.ui.render import chunks_html, model_banner, score_legend
+from playground.usage_log import UsageLog
 
 PANES = {
     "base": ("Base model alone (control): no retrieval, no adapter", "answer-base"),
@@ -39,6 +41,7 @@ class CompareControls:
     top_k: gr.Slider
     mode: gr.Radio
     rerank: gr.Checkbox
+    usage_consent: gr.Checkbox | None = None  # may this browser's RAG answers be logged (None: no log here)
 
     def inputs(self) -> list[Any]:
         """In the order `compare_options` takes their values."""
@@ -111,7 +114,12 @@ def _view(state: Comparison) -> tuple[Any, ...]:
 
 
 def build(
-    service: CompareService, workspace: gr.BrowserState, adapters: list[str], banner: gr.Markdown
+    service: CompareService,
+    workspace: gr.BrowserState,
+    adapters: list[str],
+    banner: gr.Markdown,
+    usage: UsageLog | None = None,
+    consent: bool = False,
 ) -> CompareControls:
     """Lays out the tab; returns its settings (the other tabs update the file filter and the adapter choice)."""
     setup = service.setup()
@@ -166,6 +174,8 @@ def build(
             for name, (_, elem_id) in PANES.items()
         ]
     support = support_ui.layout()  # each answer's sentences marked with what backs them, under its pane
+    # With consent (`consent`: the box's default), each question with RAG's answer is logged to fine-tune on.
+    logged = usage_ui.layout(usage, consent, workspace) if usage is not None else None
     summary = gr.Markdown(elem_id="summary")
     metrics = gr.Dataframe(
         headers=TABLE_HEADERS, elem_id="metrics", interactive=False, label="Latency and tokens, per approach", wrap=True
@@ -179,7 +189,9 @@ def build(
     legend = gr.Markdown(score_legend(None), elem_id="score-legend")
     chunks = gr.HTML(chunks_html([]), elem_id="chunks")
 
-    controls = CompareControls(adapter, files, max_new_tokens, temperature, seed, alone, top_k, mode, rerank)
+    controls = CompareControls(
+        adapter, files, max_new_tokens, temperature, seed, alone, top_k, mode, rerank, logged and logged.consent
+    )
 
     @shows_errors
     def run(
@@ -201,7 +213,10 @@ def build(
     # The support check runs once the answers are complete, outside the comparison's slot: streaming never waits.
     check = support_ui.checker(service.support)
     for event in (ask.click, prompt.submit):  # default show_progress: a waiting page sees its position
-        event(run, inputs, outputs, **private, **slots).success(check, support.finished, support.outputs(), **private)
+        answered = event(run, inputs, outputs, **private, **slots)
+        answered.success(check, support.finished, support.outputs(), **private)
+        if logged is not None:  # like the check, outside the comparison's slot
+            logged.log_after(answered, downloads.latest, workspace)
     show_base.change(lambda show: (gr.update(visible=show),) * 2, show_base, [panes[0], support.base], **private)
     hybrid.change(lambda show: (gr.update(visible=show),) * 2, hybrid, [panes[3], support.cells["hybrid"]], **private)
 

@@ -27,6 +27,7 @@ from playground.finetune import (
 )
 from playground.ui.documents import upload_cache
 from playground.ui.errors import shows_errors
+from playground.usage_log import consent_default
 
 TARGET_MODULES = list(LoraSettings().target_modules)
 # Fixed column shares, so that at 1400 px no header collapses to a letter per line and long text wraps in place.
@@ -122,7 +123,8 @@ def _status(view: JobView | None) -> str:
         lines.append(f"Backend: **{view.backend}** — {view.backend_reason}")
     if view.dataset is not None:
         d = view.dataset
-        lines.append(f"Data: {d.train} training and {d.holdout} held-out examples from {d.file}")
+        source = f" ({d.source})" if d.source else ""
+        lines.append(f"Data: {d.train} training and {d.holdout} held-out examples from {d.file}{source}")
     if view.forgetting:
         lines.append(f"Forgetting check (general text and questions, outside the fine-tuning data): {view.forgetting}")
     if view.state == "completed":
@@ -142,8 +144,14 @@ def _losses(view: JobView | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", "loss", "series"])
 
 
-def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.BrowserState) -> None:
-    """Lays out the tab; a finished fine-tune updates the Compare tab's adapter choice (`compare_adapter`)."""
+def build(
+    service: FinetuneService,
+    compare_adapter: gr.Dropdown,
+    workspace: gr.BrowserState,
+    consent: gr.Checkbox | None = None,
+) -> None:
+    """Lays out the tab; a finished fine-tune updates the Compare tab's adapter choice (`compare_adapter`);
+    `consent`: the Compare tab's box that lets this browser's RAG answers be logged (and used here)."""
     backend = service.backend()
     gr.Markdown(
         f"Fine-tunes train a LoRA adapter on the loaded base model **{service.base_model_name()}**. "
@@ -179,7 +187,10 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
             label="Review and edit (empty a question or answer to drop the row)",
             elem_id="ft-pairs",
         )
-        use_pairs = gr.Button("Use these pairs as the dataset", elem_id="ft-use-pairs")
+        with gr.Row():
+            use_pairs = gr.Button("Use these pairs as the dataset", elem_id="ft-use-pairs")
+            use_usage = gr.Button("Use my RAG answers", elem_id="ft-use-usage")  # from the Compare tab's log
+    usage_total = gr.State(None)  # the table came from the usage log, which held this many answers; None: it did not
     data_path = gr.State(None)
     verdict = gr.Markdown(elem_id="ft-verdict")
     issues = gr.Dataframe(headers=ISSUE_HEADERS, value=[], interactive=False, label="Problems", elem_id="ft-issues")
@@ -287,15 +298,23 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
         return check(str(kept), most_tokens)
 
     @shows_errors
-    def build_pairs(chosen: str, most: float, workspace_id: str | None) -> tuple[str, list[list[str]]]:
+    def build_pairs(chosen: str, most: float, workspace_id: str | None) -> tuple[str, list[list[str]], None]:
         report = service.build_from_documents(chosen, workspace_id, int(most))
-        return report.note, report.rows()
+        return report.note, report.rows(), None
 
     @shows_errors
-    def adopt_pairs(table: Any, most_tokens: float | None) -> tuple[Any, ...]:
+    def adopt_pairs(table: Any, most_tokens: float | None, total: int | None) -> tuple[Any, ...]:
         rows = table.values.tolist() if isinstance(table, pd.DataFrame) else list(table or [])
-        path = service.save_pairs(rows)
+        path = service.save_pairs(rows, usage_total=total)
         return check(str(path), most_tokens)
+
+    @shows_errors
+    def adopt_usage(workspace_id: str | None, logging: bool, most_tokens: float | None) -> tuple[Any, ...]:
+        """The filtered usage log fills the review table and becomes the dataset, checked as any other."""
+        selection = service.usage_pairs(workspace_id, bool(logging))
+        rows = selection.rows()
+        path = service.save_pairs(rows, usage_total=selection.total)
+        return (selection.note(), rows, selection.total, *check(str(path), most_tokens))
 
     def apply_preset(choice: str) -> list[Any]:
         return setting_values(*service.preset(choice))
@@ -376,8 +395,15 @@ def build(service: FinetuneService, compare_adapter: gr.Dropdown, workspace: gr.
     private = {"api_visibility": "private"}
     upload.change(take, [upload, length, workspace], [data_path, verdict, issues, stats], **private)
     example.change(check, [example, length], [data_path, verdict, issues, stats], **private)
-    make.click(build_pairs, [origin, limit, workspace], [built_note, pairs], **private)
-    use_pairs.click(adopt_pairs, [pairs, length], [data_path, verdict, issues, stats], **private)
+    make.click(build_pairs, [origin, limit, workspace], [built_note, pairs, usage_total], **private)
+    use_pairs.click(adopt_pairs, [pairs, length, usage_total], [data_path, verdict, issues, stats], **private)
+    logging = consent if consent is not None else gr.State(consent_default(service.runtime.settings))
+    use_usage.click(
+        adopt_usage,
+        [workspace, logging, length],
+        [built_note, pairs, usage_total, data_path, verdict, issues, stats],
+        **private,
+    )
     preset.change(apply_preset, preset, settings, **private)
     backend_choice.change(explain_backend, backend_choice, backend_note, **private)
     who = [workspace, unlocked]
