@@ -1,0 +1,92 @@
+"""In a real browser: the "Which approach?" tab gives advice with its reasons; a finished side-by-side comparison shows
+its sentence-level support marks and offers itself as a JSON download; a RAG answer marked good becomes a row of the
+Fine-tune tab's review table through "Use my RAG answers"."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+QUESTION = "How many days do I have to return an item?"
+DOWNLOAD_ENABLED = "() => { const b = document.querySelector('#download-json'); return !!b && !b.disabled; }"
+GOOD_ENABLED = "() => { const b = document.querySelector('#usage-good input'); return !!b && !b.disabled; }"
+
+
+@pytest.fixture
+def shots(tmp_path: Path):
+    """Saves a full-page screenshot under $PLAYGROUND_SCREENSHOTS when set (kept as an artifact), else tmp_path."""
+    folder = Path(os.environ.get("PLAYGROUND_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def shot(page, name: str) -> Path:
+        path = folder / f"decide-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return shot
+
+
+def _text(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id}").inner_text()
+
+
+def test_which_approach_gives_a_recommendation_with_reasons(open_page, shots):
+    context, page = open_page("Which approach?")
+    page.locator("#advisor-changes").get_by_label("weekly or more often").check()
+    page.locator("#advisor-style").get_by_label("little", exact=True).check()
+    page.locator("#advisor-citations input").check()
+    page.click("#advisor-ask")
+    page.wait_for_function("() => document.querySelector('#advisor-advice').innerText.includes('Why')", timeout=30_000)
+    advice = _text(page, "advisor-advice")
+    shots(page, "advisor")
+    assert any(name in advice.split("\n", 1)[0] for name in ("RAG", "Fine-tuning", "fine-tuning", "Hybrid", "hybrid"))
+    assert "What was measured" in advice
+    assert "cite" in advice.lower() or "change" in advice.lower()  # a reason in words, from the answers chosen
+    context.close()
+
+
+def test_compare_support_download_then_fine_tune_on_rag_answers(open_page, shots, tmp_path: Path):
+    context, page = open_page()
+    page.fill("#prompt textarea", QUESTION)
+    page.click("#ask")
+    page.wait_for_function(DOWNLOAD_ENABLED, timeout=180_000)
+    assert page.locator("#answer-rag textarea").input_value().strip()
+
+    # (a) the RAG pane's sentences, each tagged with what backs it (or "unsupported"), once the answers are complete
+    page.wait_for_function("() => document.querySelectorAll('#support-rag .support-tag').length > 0", timeout=120_000)
+    support = _text(page, "support-rag")
+    assert "RAG" in support and "sentence" in support
+    assert "Marked once every answer is complete" not in support
+
+    # (b) this comparison as a JSON file
+    assert not page.locator("#download-markdown").is_disabled()
+    with page.expect_download() as waiting:
+        page.click("#download-json")
+    saved = tmp_path / "comparison.json"
+    waiting.value.save_as(saved)
+    document = json.loads(saved.read_text(encoding="utf-8"))
+    assert QUESTION in json.dumps(document, ensure_ascii=False)
+    shots(page, "compare")
+
+    # The answer was logged (consent is on by default off a shared demo): mark it good
+    page.wait_for_function(GOOD_ENABLED, timeout=30_000)
+    assert page.locator("#usage-consent input").is_checked()
+    page.locator("#usage-good input").check()
+    page.wait_for_function("() => document.querySelector('#usage-note').innerText.includes('Marked good')")
+
+    page.get_by_role("tab", name="Fine-tune").click()
+    page.get_by_text("…or build one from documents (RAG to fine-tuning)").click()
+    page.click("#ft-use-usage")
+    page.wait_for_function("() => document.querySelector('#ft-built-note').innerText.includes('Kept')", timeout=30_000)
+    note = _text(page, "ft-built-note")
+    assert "Kept 1 of your 1 logged RAG answers: 1 marked good" in note
+    page.wait_for_function(
+        f"() => document.querySelector('#ft-pairs').innerText.includes({json.dumps(QUESTION)})", timeout=30_000
+    )
+    shots(page, "finetune")
+    context.close()
