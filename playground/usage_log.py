@@ -12,8 +12,6 @@ sees another's questions; the file is named by a hash because the id itself is t
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import secrets
 import threading
 from collections import Counter
@@ -23,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adapters import jsonl
 from adapters.errors import UserError
 from playground.config import Settings
 from playground.highlight import used_spans
@@ -124,24 +123,18 @@ class UsageLog:
         self._append(self.path(workspace), {"type": "mark", "id": answer_id, "good": bool(good), "time": _now()})
 
     def read(self, workspace: str | None) -> StoredUsage:
-        path = self.path(workspace)
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return StoredUsage([], [])
         answers: dict[str, LoggedAnswer] = {}
         problems = []
-        for number, raw in enumerate(text.splitlines(), start=1):
-            if not raw.strip():
-                continue
+        for number, record, problem in jsonl.logged(self.path(workspace)):
             try:
-                record = json.loads(raw)
+                if problem:
+                    raise ValueError(problem)
                 if record.get("type") == "answer":
                     answers[record["id"]] = _answer(record)
                 elif record.get("type") == "mark" and record.get("id") in answers:
                     answers[record["id"]] = _with_mark(answers[record["id"]], bool(record.get("good")))
-            except (ValueError, KeyError, TypeError, AttributeError) as error:  # a crash mid-write, an edit by hand
-                what = "not valid JSON" if isinstance(error, json.JSONDecodeError) else "not a logged answer or mark"
+            except (ValueError, KeyError, TypeError, AttributeError):  # a crash mid-write, an edit by hand
+                what = "not valid JSON" if problem else "not a logged answer or mark"
                 problems.append(f"your usage log, line {number}: {what}, skipped")
         return StoredUsage(list(answers.values()), problems)
 
@@ -153,13 +146,7 @@ class UsageLog:
         return held
 
     def _append(self, path: Path, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
-        with self._lock:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("ab") as log:  # one write: a reader sees a whole line or none of it
-                log.write(line)
-                log.flush()
-                os.fsync(log.fileno())
+        jsonl.append(path, record, self._lock)
 
 
 def _now() -> str:

@@ -8,9 +8,7 @@ rewritten, and a damaged line is reported by its number and skipped, never fatal
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from adapters import jsonl
 from playground.metrics import NAMES as ARMS  # the arms' names; light to import, unlike playground.compare
 
 logger = logging.getLogger(__name__)
@@ -113,37 +112,18 @@ class VoteLog:
 
     def append(self, vote: Vote) -> None:
         """Stores `vote` as one line at the end of the log; what the log held stays as it was."""
-        line = json.dumps(vote.to_json(), ensure_ascii=False) + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a+b") as log:
-                log.seek(0, os.SEEK_END)
-                if log.tell() > 0:
-                    log.seek(-1, os.SEEK_END)
-                    if log.read(1) != b"\n":  # a crash cut the last line short: it stays whole-and-damaged alone
-                        log.write(b"\n")
-                log.write(line.encode("utf-8"))
-                log.flush()
-                os.fsync(log.fileno())
+        jsonl.append(self.path, vote.to_json(), self._lock)
 
     def read(self) -> StoredVotes:
         """Every vote that parses; each line that does not is named in `problems` (and logged) and skipped."""
-        if not self.path.is_file():
-            return StoredVotes([], [])
         votes, problems = [], []
-        with self.path.open("rb") as log:
-            for number, raw in enumerate(log, start=1):
-                try:
-                    text = raw.decode("utf-8").strip()
-                    if not text:
-                        continue
-                    votes.append(parse_vote(json.loads(text)))
-                except UnicodeDecodeError:
-                    problems.append(f"{LOG_NAME}, line {number}: not UTF-8 text")
-                except json.JSONDecodeError as error:
-                    problems.append(f"{LOG_NAME}, line {number}: not valid JSON ({error.msg})")
-                except ValueError as error:
-                    problems.append(f"{LOG_NAME}, line {number}: {error}")
+        for number, record, problem in jsonl.logged(self.path):
+            try:
+                if problem:
+                    raise ValueError(problem)
+                votes.append(parse_vote(record))
+            except ValueError as error:
+                problems.append(f"{LOG_NAME}, line {number}: {error}")
         for problem in problems:
             logger.warning("skipping a damaged vote: %s", problem)
         return StoredVotes(votes, problems)
