@@ -8,10 +8,11 @@ Without network access no instruct model can be downloaded, so the product bring
    mechanism every later step rests on; first over a few frequent tokens, then over all of them),
    then to answer questions in the exact prompt the RAG pipeline sends, through a curriculum of
    plain invented documents (`reading_lessons`): one fact and no distractor first, then more facts
-   and distractor documents, then documents as long as the knowledge base's chunks; last, the
+   and distractor documents, then documents as long as the knowledge base's chunks; then the
    knowledge base's chunks with every number swapped (`document_lessons`) mixed with varied
-   invented lessons. In all of them the answer is right only when copied from the context, so the
-   model learns to read, not the facts;
+   invented lessons; last, questions worded as people ask over the chunks the embedder retrieves
+   for them, the documents cut small as the product cuts them (`retrieved_lessons`). In all of them
+   the answer is right only when copied from the context, so the model learns to read, not the facts;
 3. a LoRA adapter trained on the sample fine-tuning set exactly as a user's fine-tune, which teaches
    the brand voice and the facts that set covers; each question also in three rewordings
    (`rewording`), without which it learnt the training questions' exact words and no fact.
@@ -33,7 +34,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,10 @@ from typing import Any
 import torch
 
 from adapters.datasets import IGNORE_INDEX, ChatExample
-from adapters.document_lessons import document_lessons
+from adapters.document_lessons import document_lessons, natural_question, sentences
 from adapters.jobs.events import JobEvent, Step
 from adapters.reading_lessons import RagMessages, lessons
+from adapters.retrieved_lessons import Embed, retrieved_lessons
 from adapters.rewording import rewordings
 from adapters.training.backends import choose_backend
 from adapters.training.common import FitSettings, LoraSettings, TokenizedExample, _collate, answer_loss
@@ -51,7 +53,7 @@ from adapters.training.train import TrainSpec, train
 
 logger = logging.getLogger(__name__)
 
-BUILDER_VERSION = "11"  # part of the cache key: a change to how the model is built builds it again
+BUILDER_VERSION = "12"  # part of the cache key: a change to how the model is built builds it again
 DEMO_MODEL_NAME = "pinecrest-demo-llama"
 DEMO_ADAPTER_NAME = "pinecrest-voice"
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
@@ -105,16 +107,31 @@ class DemoSpec:
     probe_every: int = 250  # reading steps between checks on held-out invented lessons (0: only at the end)
     probe_lessons: int = 48
     context_loss_weight: float = 0.1
+    # Last, lessons posed as retrieval poses them (`retrieved_lessons`), over the documents cut at each of these
+    # (tokens, overlap), mixed with varied invented lessons. Before this phase the model found the asked product in
+    # real retrieved chunks but seldom the sentence: the fact in 2 of the 52 sample questions' answers with chunks of
+    # 254 tokens, 13 with chunks of 48; after it, see the README.
+    retrieved_steps: int = 1200
+    retrieved_share: float = 0.6  # of this phase's lessons; the rest are varied invented ones
+    retrieved_cuts: tuple[tuple[int, int], ...] = ((32, 0), (48, 8), (64, 12), (96, 16))
+    retrieved_learning_rate: float = 1e-3  # from the reading phase's model: a cosine from here, after a warmup
+    # Layers after which this phase inserts a copy whose output projections are zero (block expansion, as LLaMA Pro):
+    # the model answers as before, with room to learn more. (0, 1) makes the 3 layers 5.
+    grow_after: tuple[int, ...] = (0, 1)
+    natural_questions: float = 0.7  # share of questions worded as people ask (`natural_question`) where possible
     seed: int = 0
     adapter_epochs: float = 8.0  # over the set, its rewordings and the reading lessons: about 1,000 steps
     adapter_learning_rate: float = 4e-3
     adapter_batch_size: int = 16
     adapter_reading_lessons: int = 400  # RAG-prompt lessons answered in the set's voice, added to the adapter's data
     adapter_rewordings: int = 3  # reworded copies of each fine-tuning question (`rewording`), added to its data
+    adapter_retrieved_share: float = 0.5  # of its reading lessons, those posed as retrieval poses them
+    adapter_answer_questions: bool = True  # a copy of each example asked anew from its answer (`answer_questions`)
 
 
 _ADAPTER_FIELDS = (
     "adapter_epochs", "adapter_learning_rate", "adapter_batch_size", "adapter_reading_lessons", "adapter_rewordings",
+    "adapter_retrieved_share", "adapter_answer_questions",
 )  # fmt: skip
 
 # "tiny" builds in seconds, for tests and quick checks of the wiring; its answers are noise.
@@ -135,6 +152,8 @@ DEMO_SIZES = {
         reading_batch_size=4,
         questions_per_lesson=2,
         probe_lessons=4,
+        retrieved_steps=3,
+        retrieved_cuts=((32, 0),),
         adapter_reading_lessons=8,
         adapter_rewordings=1,
         adapter_epochs=3.0,
@@ -153,6 +172,11 @@ class DemoCorpus:
     split: Callable[[Sequence[Path]], list[tuple[str, str]]]  # files → (source, chunk text), as indexing does
     finetune: Sequence[ChatExample]
     rag_messages: RagMessages
+    # For the last phase (skipped without them): files, chunk size, overlap → chunks; texts → unit vectors, as
+    # the product's default embedder retrieves; and that embedder's name
+    cut: Callable[[Sequence[Path], int, int], list[tuple[str, str]]] | None = None
+    embed: Embed | None = None
+    embedder: str = ""
 
     def base_digest(self) -> str:
         digest = hashlib.sha256(json.dumps(self.rag_messages("Q?", [("S", "C")])).encode())
@@ -287,7 +311,7 @@ def load_or_build(
     base = None if rebuild else _found(base_id, SHIPPED / "base", cache / f"demo-base-{base_id}")
     if base is None:
         target = SHIPPED / "base" if keep else cache / f"demo-base-{base_id}"
-        log("demo model: training the base model to read (about 40 minutes on 2 CPU cores; kept afterwards)")
+        log("demo model: training the base model to read (about 80 minutes on 2 CPU cores; kept afterwards)")
         base = target, _build_into(target, lambda out: build_base(out, corpus, spec, log), rebuild)
     adapter = None if rebuild else _found(adapter_id, SHIPPED / "adapter", cache / f"demo-adapter-{adapter_id}")
     if adapter is None:
@@ -548,6 +572,9 @@ def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str
 
     reading = learn_reading(model, stages, spec, rng, tokenizer.pad_token_id, log, probe)
     phases = {"copying": copying, "reading": reading}
+    retrieved = learn_retrieved(model, tokenizer, corpus, spec, log, probe)
+    if retrieved:
+        phases["retrieved"] = retrieved
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     seconds = round(time.perf_counter() - started, 1)
@@ -563,11 +590,80 @@ def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str
             "plain invented, by level": [len(level) for level in curriculum],
             "varied invented": len(varied),
             "from the documents": from_documents,
+            **({"retrieved from the documents": retrieved["lessons"]} if retrieved else {}),
         },
         "phases": phases,
         "build_seconds": seconds,
         "device": str(model.device),
         "torch": torch.__version__,
+    }
+
+
+def expand_layers(model: Any, after: Sequence[int]) -> int:
+    """Inserts after each layer listed a copy of it whose attention and MLP output projections are zero, so the
+    residual stream, and every answer, stays as it was until training moves them; returns the number of layers."""
+    import copy
+
+    layers = []
+    for index, layer in enumerate(model.model.layers):
+        layers.append(layer)
+        if index in after:
+            twin = copy.deepcopy(layer)
+            torch.nn.init.zeros_(twin.self_attn.o_proj.weight)
+            torch.nn.init.zeros_(twin.mlp.down_proj.weight)
+            layers.append(twin)
+    for index, layer in enumerate(layers):
+        layer.self_attn.layer_idx = index  # the cache is kept per layer index
+    model.model.layers = torch.nn.ModuleList(layers)
+    model.config.num_hidden_layers = len(layers)
+    if getattr(model.config, "layer_types", None):
+        model.config.layer_types = [model.config.layer_types[0]] * len(layers)
+    return len(layers)
+
+
+def learn_retrieved(
+    model: Any,
+    tokenizer: Any,
+    corpus: DemoCorpus,
+    spec: DemoSpec,
+    log: Callable[[str], None] = logger.info,
+    probe: Callable[[Any], float] | None = None,
+) -> dict:
+    """The base model's last phase (empty when the corpus cannot cut or embed): `spec.retrieved_steps` steps over
+    `retrieved_lessons` mixed with varied invented lessons, from `spec.retrieved_learning_rate` down a cosine.
+    Seeded apart from the earlier phases, so that it runs the same on a model kept from them."""
+    if not (spec.retrieved_steps and corpus.cut and corpus.embed and corpus.documents):
+        return {}
+    started = time.perf_counter()
+    grown = expand_layers(model, spec.grow_after)
+    rng = random.Random(spec.seed + 5)
+    count = spec.retrieved_steps * spec.reading_batch_size
+    cuts = [corpus.cut(corpus.documents, size, overlap) for size, overlap in spec.retrieved_cuts]
+    found = retrieved_lessons(
+        cuts,
+        round(count * spec.retrieved_share),
+        rng,
+        corpus.rag_messages,
+        corpus.embed,
+        top_k=spec.max_distractors + 1,  # top 3, as RAG
+        natural=spec.natural_questions,
+    )
+    invented = lessons(count - len(found.conversations), seed=spec.seed + 75, distractors=(0, spec.max_distractors))
+    conversations = found.conversations + [lesson.messages(corpus.rag_messages) for lesson in invented]
+    rng.shuffle(conversations)
+    stage = [e for e in (tokenize_turns(tokenizer, c) for c in conversations) if len(e[0]) <= spec.max_positions]
+    log(
+        f"demo model: base model, {len(found.conversations)} lessons over retrieved chunks "
+        f"(of {found.asked} questions, {found.missed} did not retrieve their chunk, {found.dropped} were ill-posed)"
+    )
+    phase = replace(spec, curriculum=(), reading_steps=spec.retrieved_steps, learning_rate=spec.retrieved_learning_rate)
+    figures = learn_reading(model, [stage], phase, rng, tokenizer.pad_token_id, log, probe)
+    return {
+        **figures,
+        "layers": grown,
+        "lessons": len(found.conversations),
+        "questions": {"asked": found.asked, "not retrieved": found.missed, "ill-posed": found.dropped},
+        "seconds": round(time.perf_counter() - started, 1),
     }
 
 
@@ -591,7 +687,9 @@ def voice(finetune: Sequence[ChatExample]) -> tuple[str, str]:
 
 
 def voiced_lessons(corpus: DemoCorpus, spec: DemoSpec) -> list[ChatExample]:
-    """Reading lessons in the RAG prompt whose answers carry the fine-tuning set's voice.
+    """Reading lessons in the RAG prompt whose answers carry the fine-tuning set's voice: invented ones and, when the
+    corpus can cut and embed, a share `spec.adapter_retrieved_share` posed as retrieval poses them
+    (`retrieved_lessons`).
 
     An adapter trained only on questions without context learns to answer from memory and stops reading; mixed
     with these (as retrieval-augmented fine-tuning does) it keeps reading when retrieval gives it a context.
@@ -599,16 +697,44 @@ def voiced_lessons(corpus: DemoCorpus, spec: DemoSpec) -> list[ChatExample]:
     if not spec.adapter_reading_lessons:
         return []
     opening, closing = voice(corpus.finetune)
-    found = lessons(spec.adapter_reading_lessons, seed=spec.seed + 2, distractors=(0, spec.max_distractors))
-    return [
-        ChatExample(
-            [
-                *corpus.rag_messages(lesson.question, lesson.chunks),
-                {"role": "assistant", "content": f"{opening}{lesson.answer}{closing}"},
-            ]
+    posed: list[list[dict[str, str]]] = []
+    if corpus.cut and corpus.embed and corpus.documents and spec.adapter_retrieved_share:
+        cuts = [corpus.cut(corpus.documents, size, overlap) for size, overlap in spec.retrieved_cuts]
+        count = round(spec.adapter_reading_lessons * spec.adapter_retrieved_share)
+        found = retrieved_lessons(
+            cuts, count, random.Random(spec.seed + 6), corpus.rag_messages, corpus.embed, spec.max_distractors + 1
         )
-        for lesson in found
+        posed = list(found.conversations)
+    invented = lessons(
+        spec.adapter_reading_lessons - len(posed), seed=spec.seed + 2, distractors=(0, spec.max_distractors)
+    )
+    posed += [
+        [*corpus.rag_messages(lesson.question, lesson.chunks), {"role": "assistant", "content": lesson.answer}]
+        for lesson in invented
     ]
+    return [
+        ChatExample([*messages[:-1], {"role": "assistant", "content": f"{opening}{messages[-1]['content']}{closing}"}])
+        for messages in posed
+    ]
+
+
+def answer_questions(finetune: Sequence[ChatExample], rng: random.Random) -> list[ChatExample]:
+    """A copy of each example asked anew from its answer: the question people would ask of the answer's first
+    sentence (`natural_question`: "The Summit 2 tent costs $249." → "What will the Summit 2 tent set me back?"), where
+    it can be worded and differs from the example's own."""
+    opening, closing = voice(finetune)
+    copies = []
+    for example in finetune:
+        first = next((i for i, m in enumerate(example.messages) if m["role"] == "user"), None)
+        answer = example.messages[-1]["content"] if example.messages[-1]["role"] == "assistant" else ""
+        said = answer[len(opening) : len(answer) - len(closing)].strip() if answer else ""
+        stated = sentences(said) or [said]
+        question = natural_question(stated[0], rng) if first is not None and said else None
+        if question and question != example.messages[first]["content"]:
+            messages = [dict(m) for m in example.messages]
+            messages[first]["content"] = question
+            copies.append(ChatExample(messages, example.line))
+    return copies
 
 
 def reworded_examples(finetune: Sequence[ChatExample], count: int, seed: int) -> list[ChatExample]:
@@ -649,7 +775,8 @@ def build_adapter(
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     reworded = reworded_examples(corpus.finetune, spec.adapter_rewordings, spec.seed + 3)
-    examples = [*corpus.finetune, *reworded, *voiced_lessons(corpus, spec)]
+    asked = answer_questions(corpus.finetune, random.Random(spec.seed + 4)) if spec.adapter_answer_questions else []
+    examples = [*corpus.finetune, *reworded, *asked, *voiced_lessons(corpus, spec)]
     train_spec = TrainSpec(str(base), examples, [], LoraSettings(), fit, out, device)
     report = train(train_spec, choose_backend("transformers"), _progress(log, "adapter"))
     make_portable(out)
@@ -665,7 +792,8 @@ def build_adapter(
             "seconds": round(report.seconds, 1),
             "examples": len(corpus.finetune),
             "reworded_copies": len(reworded),
-            "reading_lessons": len(examples) - len(corpus.finetune) - len(reworded),
+            "asked_from_answers": len(asked),
+            "reading_lessons": len(examples) - len(corpus.finetune) - len(reworded) - len(asked),
         },
     }
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 
 from adapters.reading_lessons import FOLLOW_UP, Chunk, RagMessages
+from adapters.rewording import PRICE_FRAMES, WARRANTY_FRAMES, WEIGHT_FRAMES
 
 _STOPWORDS = frozenset(
     [
@@ -144,6 +145,65 @@ def synthesize_question(sentence: str, rng: random.Random) -> str:
         if pattern.search(sentence):
             templates = cued * 2 + templates
     return rng.choice(templates).format(k=keywords)
+
+
+_DETERMINERS = ("The", "A", "An", "Every", "Each")
+_VERBS = (
+    "is", "are", "costs", "cost", "weighs", "weigh", "has", "have", "takes", "uses", "gives", "earns", "earn", "ships",
+    "fits", "comes", "opens", "sells", "measures", "holds", "lasts", "runs", "charges", "offers", "includes", "pays",
+    "accepts", "starts", "answers", "needs", "ranges",
+)  # fmt: skip
+_CLAUSE = re.compile(rf"^(?P<subject>[A-Z][^,;:]*?) (?P<verb>{'|'.join(_VERBS)}) (?P<rest>.+)[.!?]$")
+
+
+def _base_verb(verb: str) -> str:
+    return {"has": "have", "is": "be", "are": "be"}.get(verb, verb[:-1] if verb.endswith("s") else verb)
+
+
+def natural_question(sentence: str, rng: random.Random) -> str | None:
+    """A question worded as people ask it ("What will the Summit 2 tent set me back?"), made from the sentence's
+    subject and what it says about it; None when the sentence is not a plain statement about a subject.
+
+    Users name the attribute in their own words: price, weight and warranty questions are drawn from several
+    wordings, others ask after the subject's own attribute ("What is the Ridgeline 4 tent floor area?") or the verb's
+    object ("What does the Beacon 400 headlamp use?").
+    """
+    found = _CLAUSE.match(sentence)
+    if not found or len(found["subject"].split()) > 8 or re.search(r"\b(?:whether|that|which|who|if|when)\b", found[0]):
+        return None
+    subject, verb, rest = found["subject"], found["verb"], found["rest"]
+    words = subject.split()
+
+    def model_number(i: int) -> bool:  # "Summit 2", not "Every 100"
+        return words[i].isdigit() and i > 0 and words[i - 1][:1].isupper() and words[i - 1] not in _DETERMINERS
+
+    if any(re.search(r"\d", w) and not model_number(i) for i, w in enumerate(words)):
+        return None  # a number in the question could be what the answer states; model numbers ("Summit 2") aside
+    first = subject.split()[0]
+    if first in _DETERMINERS or first.endswith("ing"):  # "Renting a tent costs …"
+        subject = subject[0].lower() + subject[1:]
+    being = verb in ("is", "are")
+    if ("$" in rest and verb in ("costs", "cost", "sells", "charges")) or (being and rest.startswith("$")):
+        return rng.choice(PRICE_FRAMES).format(s=subject)
+    if verb in ("weighs", "weigh"):
+        return rng.choice(WEIGHT_FRAMES).format(s=subject)
+    if "warranty" in rest and verb in ("is", "are", "comes", "has"):
+        return rng.choice(WARRANTY_FRAMES).format(s=subject)
+    if being and re.match(r"(?:at|located at|located in) ", rest):
+        return f"Where {verb} {subject}?"
+    if being and rest.startswith("open "):
+        return f"When {verb} {subject} open?"
+    if being and re.search(r"\b(?:manager|director|chief|founder|executive|head|owner)\b", subject):
+        return f"Who {verb} {subject}?"
+    if being and re.match(r"[$\d]", rest):
+        return rng.choice(["What {v} {s}?", "Tell me {s}."]).format(v=verb, s=subject)
+    if verb in ("has", "have") and (attribute := re.match(r"an? ([a-z][a-z -]{2,30}) of ", rest)):
+        return rng.choice(["What {a} does {s} have?", "What is the {a} of {s}?"]).format(a=attribute[1], s=subject)
+    if being:
+        return None
+    auxiliary = "do" if not verb.endswith("s") else "does"
+    particle = re.match(r"(with|in|to|for|on|at) ", rest)
+    return f"What {auxiliary} {subject} {_base_verb(verb)}{' ' + particle[1] if particle else ''}?"
 
 
 def number_pool(texts: Sequence[str]) -> dict[int, list[str]]:

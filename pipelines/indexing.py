@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from haystack import Pipeline
+import numpy as np
+from haystack import Document, Pipeline
 from haystack.components.converters import TextFileToDocument
 from haystack.components.preprocessors import DocumentCleaner
 from haystack.components.writers import DocumentWriter
@@ -35,6 +37,23 @@ def document_embedder(embedder: EmbedderInfo) -> SentenceTransformersDocumentEmb
     return SentenceTransformersDocumentEmbedder(
         model=embedder.model, local_files_only=embedder.local, progress_bar=False, batch_size=32
     )
+
+
+class SentenceEmbedder:
+    """The retrieval embedding model. Haystack keeps one loaded copy per model and settings, so this shares the
+    query pipeline's copy instead of loading another."""
+
+    def __init__(self, info: EmbedderInfo) -> None:
+        self._component = document_embedder(info)
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One row per text, scaled to unit length (cosine is then a dot product, as retrieval scores)."""
+        with self._lock:  # warm_up once, whichever page handler asks first
+            self._component.warm_up()
+        documents = self._component.run(documents=[Document(content=text) for text in texts])["documents"]
+        vectors = np.array([document.embedding for document in documents], dtype=np.float64).reshape(len(texts), -1)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def _splitting_pipeline(embedder: EmbedderInfo, chunks: ChunkSettings) -> Pipeline:

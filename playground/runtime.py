@@ -19,7 +19,15 @@ from adapters.registry import AdapterRegistry
 from adapters.resolver import ResolvedModel, resolve_model
 from pipelines.embedder import EmbedderInfo, resolve_embedder
 from pipelines.fast_store import FastDocumentStore
-from pipelines.indexing import ChunkSettings, chunks_of, knowledge_base_files, load_or_index, sources_of, split_files
+from pipelines.indexing import (
+    ChunkSettings,
+    SentenceEmbedder,
+    chunks_of,
+    knowledge_base_files,
+    load_or_index,
+    sources_of,
+    split_files,
+)
 from pipelines.prompts import plain_messages, rag_messages
 from pipelines.rag import query_pipeline
 from pipelines.reranker import RerankerChoice, resolve_reranker
@@ -88,6 +96,22 @@ class _Base:
     demo: demo_model.DemoModel | None
 
 
+def demo_corpus(settings: Settings) -> demo_model.DemoCorpus:
+    """What the demo model is built from: the sample documents, cut and embedded as this product cuts and retrieves
+    them with its default embedder (whichever one a user configures, the kept model fits), the fine-tuning set and the
+    RAG prompt."""
+    embedder = resolve_embedder(None)
+    return demo_model.DemoCorpus(
+        knowledge_base_files(SAMPLE_DATA / "knowledge_base"),
+        partial(split_files, embedder=embedder, chunks=ChunkSettings(embedder.max_chunk_tokens)),
+        load_chat_jsonl(settings.finetune_data),
+        rag_messages,
+        cut=lambda files, size, overlap: split_files(files, embedder, ChunkSettings(size, overlap)),
+        embed=SentenceEmbedder(embedder).embed,
+        embedder=embedder.name,
+    )
+
+
 def _resolve_base(settings: Settings, timings: dict[str, float]) -> _Base:
     if settings.demo_size not in demo_model.DEMO_SIZES:
         sizes = ", ".join(demo_model.DEMO_SIZES)
@@ -109,9 +133,7 @@ def _resolve_base(settings: Settings, timings: dict[str, float]) -> _Base:
     demo_built: list[demo_model.DemoModel] = []
 
     def build_demo() -> tuple[Path, str]:
-        sample = knowledge_base_files(SAMPLE_DATA / "knowledge_base")
-        split = partial(split_files, embedder=embedder, chunks=ChunkSettings(embedder.max_chunk_tokens))
-        corpus = demo_model.DemoCorpus(sample, split, load_chat_jsonl(settings.finetune_data), rag_messages)
+        corpus = demo_corpus(settings)
         began = time.perf_counter()
         spec = demo_model.DEMO_SIZES[settings.demo_size]
         demo = demo_model.load_or_build(settings.home, corpus, spec, rebuild=settings.rebuild_demo)

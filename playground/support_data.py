@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import numpy as np
-from haystack import Document
 
 from adapters import demo_model
 from adapters.datasets import load_dataset, split_holdout
 from adapters.jobs.run import JobSpec, file_sha256
 from adapters.registry import AdapterRegistry
-from pipelines.embedder import EmbedderInfo
-from pipelines.indexing import document_embedder
+from pipelines.indexing import SentenceEmbedder
 from playground.support import Embedder, Evidence, SupportChecker, SupportReport, SupportSettings, TrainingSet
 
 if TYPE_CHECKING:
@@ -32,21 +27,6 @@ if TYPE_CHECKING:
     from playground.runtime import Runtime
 
 SUPPORT_ARMS = ("rag", "finetuned", "hybrid")  # the base control is not checked: it reads and learnt nothing of ours
-
-
-class SentenceEmbedder:
-    """The retrieval embedding model. Haystack keeps one loaded copy per model and settings, so this shares the
-    query pipeline's copy instead of loading another."""
-
-    def __init__(self, info: EmbedderInfo) -> None:
-        self._component = document_embedder(info)
-        self._lock = threading.Lock()
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        with self._lock:  # warm_up once, whichever page handler asks first
-            self._component.warm_up()
-        documents = self._component.run(documents=[Document(content=text) for text in texts])["documents"]
-        return np.array([document.embedding for document in documents], dtype=np.float64)
 
 
 @dataclass(frozen=True)

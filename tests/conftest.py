@@ -23,6 +23,25 @@ from playground.config import PROJECT_ROOT, Settings
 from playground.runtime import Runtime, start
 
 
+def _hashed_words(texts):
+    import re
+    import zlib
+
+    import numpy as np
+
+    vectors = np.zeros((len(texts), 512))
+    for row, text in enumerate(texts):
+        for word in re.findall(r"[a-z0-9$]+", text.lower()):
+            vectors[row, zlib.crc32(word.encode()) % 512] += 1
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+@pytest.fixture(scope="session")
+def word_embedder():
+    """A stand-in for the embedder, texts → unit vectors in milliseconds: hashed word counts."""
+    return _hashed_words
+
+
 @pytest.fixture(scope="session")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("playground-home")

@@ -17,9 +17,9 @@ import numpy as np
 
 from adapters.datasets import load_dataset
 from pipelines.embedder import resolve_embedder
+from pipelines.indexing import SentenceEmbedder
 from playground.config import SAMPLE_DATA
 from playground.support import Evidence, numbers, split_sentences
-from playground.support_data import SentenceEmbedder
 
 THRESHOLDS = (0.6, 0.65, 0.7, 0.75, 0.8)
 

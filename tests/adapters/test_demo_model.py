@@ -20,9 +20,11 @@ CHUNKS = [
 ]
 
 
-def corpus(finetune=()) -> demo_model.DemoCorpus:
+def corpus(finetune=(), embed=None) -> demo_model.DemoCorpus:
+    """With `embed`, the last phase's cutter (CHUNKS at every size) and embedder too."""
     documents = sorted((SAMPLE_DATA / "knowledge_base").glob("summit-2-*"))  # digested; CHUNKS stand for its chunks
-    return demo_model.DemoCorpus(documents, lambda files: CHUNKS, list(finetune), rag_messages)
+    extra = {"cut": lambda files, size, overlap: CHUNKS, "embed": embed, "embedder": "words"} if embed else {}
+    return demo_model.DemoCorpus(documents, lambda files: CHUNKS, list(finetune), rag_messages, **extra)
 
 
 def test_every_assistant_turn_is_labelled_and_nothing_else():
@@ -63,9 +65,10 @@ def test_demo_model_is_cached_and_says_what_it_is(runtime, settings):
     assert sorted((settings.home / "models").glob("demo-*/build_info.json")) == info_files
 
 
-def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path, monkeypatch):
-    """The base model in its two plain-loop phases (copying, then reading with checks on held-out lessons), then
-    the adapter as a user's fine-tune through `build_trainer` and `run_loop`, with the figures the build records."""
+def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path, monkeypatch, word_embedder):
+    """The base model in its three plain-loop phases (copying, reading with checks on held-out lessons, then
+    reading retrieved chunks), then the adapter as a user's fine-tune through `build_trainer` and `run_loop`,
+    with the figures the build records."""
     from peft import PeftModel
 
     from adapters.jobs.events import Step
@@ -95,12 +98,21 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
     monkeypatch.setattr(demo_model, "SHIPPED", tmp_path / "kept")
     spec = replace(demo_model.DEMO_SIZES["tiny"], copy_steps=30, adapter_epochs=2.0)
     messages: list[str] = []
-    built = demo_model.load_or_build(tmp_path / "home", corpus(FINETUNE[:32]), spec, messages.append)
+    built = demo_model.load_or_build(tmp_path / "home", corpus(FINETUNE[:32], word_embedder), spec, messages.append)
 
     # Copying and reading train in the builder's own loop; the adapter through the Trainer, as a user's fine-tune.
     assert len(models) == 1 and isinstance(models[0], PeftModel)
     base, adapter = built.info["base"], built.info["adapter"]
-    assert list(base["phases"]) == ["copying", "reading"]
+    assert list(base["phases"]) == ["copying", "reading", "retrieved"]
+    retrieved = base["phases"]["retrieved"]
+    assert retrieved["steps"] == 3 and list(retrieved["held_out_read"]) == ["3"] and math.isfinite(retrieved["loss"])
+    # 3 steps of 4: 7 lessons over the retrieved chunks (60 %), 5 invented ones
+    assert retrieved["lessons"] == base["lessons"]["retrieved from the documents"] == 7
+    assert (
+        retrieved["questions"]["asked"]
+        == 7 + retrieved["questions"]["ill-posed"] + retrieved["questions"]["not retrieved"]
+    )
+    assert retrieved["layers"] == 4  # the tiny model's 2 layers, each followed by a copy (`grow_after`)
     copying, reading = base["phases"]["copying"], base["phases"]["reading"]
     assert set(copying) == {"steps", "loss", "formed", "every_token", "seconds"}
     assert copying["every_token"]["steps"] == 2 and math.isfinite(copying["every_token"]["loss"])
@@ -114,9 +126,13 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
     assert base["lessons"]["plain invented, by level"] == [8, 8]
     assert len(losses[0]) == adapter["adapter_training"]["steps"]
     training = adapter["adapter_training"]
-    assert set(training) == {"steps", "loss", "seconds", "examples", "reworded_copies", "reading_lessons"}
-    # 32 examples, one rewording of each and 8 reading lessons in the voice: 5 batches of 16, twice.
-    assert training["steps"] == 10 and training["examples"] == 32
+    fields = {"steps", "loss", "seconds", "examples", "reworded_copies", "asked_from_answers", "reading_lessons"}
+    assert set(training) == fields
+    # 32 examples, one rewording of each, those asked anew from their answers and 8 reading lessons in the voice,
+    # in batches of 16, twice.
+    asked = len(demo_model.answer_questions(FINETUNE[:32], random.Random(4)))
+    assert training["asked_from_answers"] == asked > 0
+    assert training["steps"] == 2 * math.ceil((32 + 32 + asked + 8) / 16) and training["examples"] == 32
     assert training["reworded_copies"] == 32 and training["reading_lessons"] == 8
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in built.adapter_path.iterdir()}
     # Nothing in a build names the folder it was built in: the kept copy travels with the repository.
@@ -172,12 +188,15 @@ def test_rebuild_builds_anew_and_leaves_the_kept_model_alone_for_another_spec(tm
     assert not (tmp_path / "demo_weights").exists()  # only the default spec replaces the kept copy
 
 
-def test_the_voice_is_what_every_answer_shares_and_reading_lessons_carry_it():
+def test_the_voice_is_what_every_answer_shares_and_reading_lessons_carry_it(word_embedder):
     opening, closing = demo_model.voice(FINETUNE)
     assert (opening, closing) == ("Hey trailblazer! ", " Happy trails from Pinecrest!")
     spec = replace(demo_model.DEMO_SIZES["tiny"], adapter_reading_lessons=5)
-    voiced = demo_model.voiced_lessons(corpus(FINETUNE), spec)
+    voiced = demo_model.voiced_lessons(corpus(FINETUNE, word_embedder), spec)
     assert len(voiced) == 5
+    # Half posed over the documents' retrieved chunks (2 of 5), the rest invented.
+    assert sum("summit-2-tent.md" in example.messages[0]["content"] for example in voiced) == 2
+    assert len(demo_model.voiced_lessons(corpus(FINETUNE), spec)) == 5  # a corpus that cannot retrieve: all invented
     for example in voiced:
         prompt, answer = example.messages
         assert prompt["content"].startswith("Question: ") and "Context:\n[1] " in prompt["content"]

@@ -42,3 +42,24 @@ def test_no_number_of_the_documents_is_taught_where_it_belongs():
     said = [m["content"] for c in conversations for m in c if m["role"] == "assistant"]
     assert not [s for s in said if "Summit" in s and "$249" in s]
     assert not [s for s in said if "555-0142" in s]
+
+
+def test_natural_questions_ask_about_the_sentence_subject_in_words_people_use():
+    rng = random.Random(0)
+    asked = {document_lessons.natural_question("The Summit 2 tent costs $249.", rng) for _ in range(40)}
+    assert len(asked) >= 4 and all("the Summit 2 tent" in q and "249" not in q for q in asked)
+    where = document_lessons.natural_question("The Denver store is at 2275 Aspen Row.", rng)
+    assert where == "Where is the Denver store?"
+    assert document_lessons.natural_question("The Ridgeline 4 tent uses three poles.", rng) == (
+        "What does the Ridgeline 4 tent use?"
+    )
+    assert document_lessons.natural_question("The Summit 2 tent ships with eight stakes.", rng) == (
+        "What does the Summit 2 tent ship with?"
+    )
+
+
+def test_natural_questions_never_hold_a_number_the_answer_could_state_and_skip_what_they_cannot_word():
+    rng = random.Random(0)
+    for sentence in ("Orders over $50 ship free.", "Every 100 points costs $5.", "It rains in April on most days."):
+        assert document_lessons.natural_question(sentence, rng) is None, sentence
+    assert document_lessons.natural_question("The manager decides whether a repair is covered.", rng) is None
