@@ -117,7 +117,8 @@ def test_an_adapter_that_fails_to_load_leaves_rag_and_base_answering(runtime, tm
     service = CompareService(runtime, attach=broken)
     result = service.compare("Do you ship to Canada?", CompareOptions(adapter="half-written", max_new_tokens=4))
     answers = result.to_json()["answers"]
-    assert answers["rag"]["text"] and answers["base"]["text"]
+    for arm in ("rag", "base"):  # answered: the tiny model's text may be as little as a space, but no error
+        assert "error" not in answers[arm] and answers[arm]["completion_tokens"] >= 1, answers[arm]
     for arm in ("finetuned", "hybrid"):
         assert "half-written" in answers[arm]["error"] and "truncated" in answers[arm]["error"]
         assert result.texts[arm] == answers[arm]["error"]

@@ -83,10 +83,10 @@ def test_reindex_with_new_chunk_settings(documents, secret_file):
     workspace_id = documents.workspace(None).id
     documents.upload(workspace_id, [secret_file])
     before = len(documents.preview(workspace_id, "mine:zorblax.txt"))
-    rows = documents.reindex(workspace_id, 64, 8)
+    rows = documents.reindex(workspace_id, 24, 4)  # smaller than the default: more chunks
     after = documents.preview(workspace_id, "mine:zorblax.txt")
     assert len(after) > before and rows[0][4] == len(after)
-    assert documents.workspace(workspace_id).chunking == ChunkSettings(64, 8)
+    assert documents.workspace(workspace_id).chunking == ChunkSettings(24, 4)
     assert documents.workspace(workspace_id).store.count_documents() == len(after)
     with pytest.raises(ValueError, match="overlap"):
         documents.reindex(workspace_id, 64, 64)
