@@ -23,6 +23,7 @@ also on the fine-tuning set, so new fine-tuning data retrains the adapter (minut
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -602,7 +603,6 @@ def build_base(out: Path, corpus: DemoCorpus, spec: DemoSpec, log: Callable[[str
 def expand_layers(model: Any, after: Sequence[int]) -> int:
     """Inserts after each layer listed a copy of it whose attention and MLP output projections are zero, so the
     residual stream, and every answer, stays as it was until training moves them; returns the number of layers."""
-    import copy
 
     layers = []
     for index, layer in enumerate(model.model.layers):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -10,8 +11,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Tests never reach for the hub: everything they load is built here or ships in a package.
@@ -24,11 +27,6 @@ from playground.runtime import Runtime, start
 
 
 def _hashed_words(texts):
-    import re
-    import zlib
-
-    import numpy as np
-
     vectors = np.zeros((len(texts), 512))
     for row, text in enumerate(texts):
         for word in re.findall(r"[a-z0-9$]+", text.lower()):
