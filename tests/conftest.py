@@ -166,6 +166,35 @@ def open_page(browser, url):
     return open_
 
 
+@pytest.fixture
+def upload():
+    """`upload(page, elem_id, path)`: gives a file to a File component's input and waits for its name on the page.
+
+    On cold CI runs the name sometimes never came, not even after 240 s, while every later wait of the same page
+    passed at once: the file was lost, not slow. So it is given again, and if it never shows, the failure says what
+    the page sent and heard about it."""
+
+    def upload_(page, elem_id: str, path: Path, tries: int = 3) -> None:
+        heard: list[str] = []
+        page.on(
+            "response", lambda r: heard.append(f"{r.status} {r.request.method} {r.url}") if "upload" in r.url else None
+        )
+        page.on("requestfailed", lambda r: heard.append(f"failed {r.url}: {r.failure}"))
+        page.on("console", lambda m: heard.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        shown = f"() => document.querySelector('#{elem_id}').innerText.includes({path.name!r})"
+        for _ in range(tries):
+            page.wait_for_selector(f"#{elem_id} input[type=file]", state="attached")
+            page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
+            try:
+                page.wait_for_function(shown, timeout=60_000)
+                return
+            except Exception:  # a timeout: tried again, and reported when every try fails
+                heard.append(f"not shown after 60 s: {page.locator(f'#{elem_id}').inner_text()!r}")
+        pytest.fail(f"{path.name} never showed in #{elem_id}:\n" + "\n".join(heard))
+
+    return upload_
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Debian's Chromium driven by Playwright; each test module opens its own contexts (separate sessions)."""

@@ -165,29 +165,7 @@ def _wait_for_text(page, elem_id: str, text: str) -> None:
     page.wait_for_function(f"() => document.querySelector('#{elem_id}').innerText.includes({text!r})", timeout=240_000)
 
 
-def _upload(page, elem_id: str, path, tries: int = 3) -> None:
-    """Gives the file to the component's input and waits for its name on the page.
-
-    On cold CI runs the name sometimes never came, not even after 240 s, while every later wait of the same page
-    passed at once: the file was lost, not slow. So it is given again, and if it never shows, the failure says what
-    the page sent and heard about it."""
-    heard: list[str] = []
-    page.on("response", lambda r: heard.append(f"{r.status} {r.request.method} {r.url}") if "upload" in r.url else None)
-    page.on("requestfailed", lambda r: heard.append(f"failed {r.url}: {r.failure}"))
-    page.on("console", lambda m: heard.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    shown = f"() => document.querySelector('#{elem_id}').innerText.includes({path.name!r})"
-    for _ in range(tries):
-        page.wait_for_selector(f"#{elem_id} input[type=file]", state="attached")
-        page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
-        try:
-            page.wait_for_function(shown, timeout=60_000)
-            return
-        except Exception:  # a timeout: tried again, and reported when every try fails
-            heard.append(f"not shown after 60 s: {page.locator(f'#{elem_id}').inner_text()!r}")
-    pytest.fail(f"{path.name} never showed in #{elem_id}:\n" + "\n".join(heard))
-
-
-def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(open_page, tmp_path):
+def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(open_page, upload, tmp_path):
     questions = tmp_path / "mine.csv"
     questions.write_text(
         "question,reference,fact,source\n"
@@ -195,7 +173,7 @@ def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(open_pag
         "How long is the return window?,Returns are accepted for 60 days.,60 days,return-policy.md\n"
     )
     context, page = open_page("Evaluate")
-    _upload(page, "eval-upload", questions)
+    upload(page, "eval-upload", questions)
     page.get_by_label("Base (control)").uncheck()  # three arms: quicker, and the choice is honoured
     page.click("#eval-run")
     _wait_for_text(page, "eval-status", "Done")

@@ -4,11 +4,16 @@ Fine-tune tab's review table through "Use my RAG answers"."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
+
+from playground.export import COMPARISON_COLUMNS
 
 pytestmark = pytest.mark.browser
 
@@ -29,6 +34,13 @@ def shots(tmp_path: Path):
         return path
 
     return shot
+
+
+def _download(page, selector: str, path: Path) -> str:
+    with page.expect_download() as waiting:
+        page.click(selector)
+    waiting.value.save_as(path)
+    return path.read_text(encoding="utf-8")
 
 
 def _text(page, elem_id: str) -> str:
@@ -71,6 +83,25 @@ def test_compare_support_download_then_fine_tune_on_rag_answers(open_page, shots
     waiting.value.save_as(saved)
     document = json.loads(saved.read_text(encoding="utf-8"))
     assert QUESTION in json.dumps(document, ensure_ascii=False)
+    # …as Markdown, with every section, and the session's comparisons as CSV, with every column
+    report = _download(page, "#download-markdown", tmp_path / "comparison.md")
+    for section in (
+        "# Comparison",
+        "## Question",
+        QUESTION,
+        "## Settings",
+        "## Figures per arm",
+        "## Answers",
+        "### RAG",
+        "### Hybrid",
+        "## Retrieved chunks",
+        ".md",
+    ):
+        assert section in report, section
+    rows = list(csv.DictReader(io.StringIO(_download(page, "#download-csv", tmp_path / "comparisons.csv"))))
+    assert tuple(rows[0]) == COMPARISON_COLUMNS
+    assert {row["arm"] for row in rows} == {"base", "rag", "finetuned", "hybrid"}
+    assert all(row["question"] == QUESTION and row["comparison"] == "1" for row in rows)
     shots(page, "compare")
 
     # The answer was logged (consent is on by default off a shared demo): mark it good
@@ -89,4 +120,61 @@ def test_compare_support_download_then_fine_tune_on_rag_answers(open_page, shots
         f"() => document.querySelector('#ft-pairs').innerText.includes({json.dumps(QUESTION)})", timeout=30_000
     )
     shots(page, "finetune")
+
+    # (c) the reviewed log trains an adapter, and the job's card says where its data came from
+    page.wait_for_function(
+        "() => document.querySelector('#ft-verdict').innerText.includes('from-rag-usage.jsonl is ready')"
+    )
+    page.locator("#ft-name").locator("textarea, input").first.fill("from usage")
+    page.get_by_text("LoRA and training settings (the preset's values)").click()
+    page.locator("#ft-steps").locator("textarea, input").first.fill("4")
+    page.get_by_role("button", name="Launch fine-tune").click()
+    page.wait_for_function(
+        "() => document.querySelector('#ft-progress').innerText.includes('from-usage')"
+        " && document.querySelector('#ft-progress').innerText.includes('completed')",
+        timeout=180_000,
+    )
+    card = _text(page, "ft-status")
+    assert "from RAG usage log, 1 of 1 answers kept" in card, card
+    assert "Saved adapter **from-usage**" in card or "Saved adapter from-usage" in card, card
+    assert "from-usage" in _text(page, "ft-adapters")
+    context.close()
+
+
+def test_the_advice_quotes_this_persons_evaluation_and_votes(open_page, upload, tmp_path: Path):
+    """Evaluate two questions, vote once blind, then ask: the advice cites that run by its id and the votes."""
+    questions = tmp_path / "decide.csv"
+    questions.write_text(
+        "question,reference,fact\n"
+        "What does the Ridgeline 4 tent cost?,The Ridgeline 4 tent costs $429.,$429\n"
+        "How long is the return window?,Returns are accepted for 45 days.,45 days\n"
+    )
+    context, page = open_page("Evaluate")
+    upload(page, "eval-upload", questions)
+    page.get_by_label("Base (control)").uncheck()
+    page.click("#eval-run")
+    page.wait_for_function(
+        "() => document.querySelector('#eval-status').innerText.includes('Stored as run')", timeout=240_000
+    )
+    run_id = re.search(r"Stored as run (\S+?)\.?$", _text(page, "eval-status").strip())[1]
+
+    page.get_by_role("tab", name="Compare").click()  # the arena is a mode of the Compare tab
+    page.get_by_role("tab", name="Blind arena").click()
+    page.fill("#arena-prompt textarea", "Do you ship to Canada?")
+    page.click("#arena-ask")
+    page.wait_for_function(
+        "() => { const b = document.querySelector('#arena-vote-b'); return !!b && !b.disabled; }", timeout=120_000
+    )
+    page.click("#arena-vote-b")
+    page.wait_for_function("() => document.querySelector('#arena-reveal').innerText.includes(' was ')", timeout=60_000)
+
+    page.get_by_role("tab", name="Which approach?").click()
+    page.click("#advisor-ask")
+    page.wait_for_function("() => document.querySelector('#advisor-advice').innerText.includes('Why')", timeout=30_000)
+    measured = _text(page, "advisor-advice").split("What was measured", 1)[1]
+    assert f"On your 2 questions (decide.csv, run {run_id})" in measured, measured
+    assert re.search(r"scored \d\.\d\d(?: [^\n]*)?\[\d\.\d\d, \d\.\d\d\]", measured), (
+        measured
+    )  # a mean with its interval
+    assert re.search(r"In \d+ blind-arena votes", measured), measured
     context.close()
