@@ -121,11 +121,11 @@ class DemoSpec:
     grow_after: tuple[int, ...] = (0, 1)
     natural_questions: float = 0.7  # share of questions worded as people ask (`natural_question`) where possible
     seed: int = 0
-    adapter_epochs: float = 8.0  # over the set, its rewordings and the reading lessons: about 1,000 steps
+    adapter_epochs: float = 6.0  # over the set, its rewordings and the reading lessons: about 1,260 steps
     adapter_learning_rate: float = 4e-3
     adapter_batch_size: int = 16
     adapter_reading_lessons: int = 400  # RAG-prompt lessons answered in the set's voice, added to the adapter's data
-    adapter_rewordings: int = 3  # reworded copies of each fine-tuning question (`rewording`), added to its data
+    adapter_rewordings: int = 5  # reworded copies of each fine-tuning question (`rewording`), added to its data
     adapter_retrieved_share: float = 0.5  # of its reading lessons, those posed as retrieval poses them
     adapter_answer_questions: bool = True  # a copy of each example asked anew from its answer (`answer_questions`)
 

@@ -5,7 +5,8 @@ sample set alone answered its training questions word for word and none of the 2
 questions about the same facts. Studies of knowledge injection find the same in large models (Ovadia et al.,
 "Fine-Tuning or Retrieval?", 2024: facts are learnt when seen in many paraphrases). These rewordings are
 mechanical and never touch what is asked (the names, numbers and the thing asked about stay word for word): an
-opening or closing clause, another frame for price, weight and warranty questions, an article dropped.
+opening or closing clause, a clause about the asker before the question, another frame for price, weight and
+warranty questions, the product's kind left out after its model name, an article dropped.
 """
 
 from __future__ import annotations
@@ -62,6 +63,18 @@ _QUESTION_WORDS = frozenset(
     ("What", "How", "When", "Where", "Which", "Who", "Why", "Is", "Are", "Do", "Does", "Can", "Should", "Will")
 )
 _CLOSINGS = (" Thanks!", " Thank you.", " Just curious.", " Thanks in advance.")
+# A clause about the asker before the question: people say why they ask, with words (the shop's name, gear, trips)
+# that a model must learn to read past to what is asked.
+_SITUATIONS = (
+    "I am planning a weekend trip with my family; ", "I bought some gear from Pinecrest last month, so ",
+    "A friend recommended Pinecrest to me. ", "I am getting ready for a long hike; ", "I shop at Pinecrest a lot. ",
+    "We are going camping in the mountains next week, and ", "I am new to backpacking. ",
+    "I have a question for the Pinecrest team: ",
+)  # fmt: skip
+# The kind of product after its model name ("the Summit 2 tent"): people often leave it out ("the Summit 2").
+_KIND_AFTER_MODEL = re.compile(
+    r"\b([A-Z][a-z]+(?: [A-Z][a-z]+)? \d+) (?:tent|backpack|pack|sleeping bag|bag|headlamp)\b"
+)
 
 
 def reframed(question: str, rng: random.Random) -> str | None:
@@ -83,6 +96,13 @@ def reworded(question: str, rng: random.Random) -> str:
         if text is None:
             text = re.sub(r"\b(?:the|a) ", "", question, count=1) if rng.random() < 0.5 else question
         if rng.random() < 0.5:
+            text = _KIND_AFTER_MODEL.sub(r"\1", text, count=1)
+        if rng.random() < 0.3:
+            situation = rng.choice(_SITUATIONS)
+            first, _, rest = text.partition(" ")
+            lower = first in _QUESTION_WORDS and not situation.endswith(". ")
+            text = f"{situation}{first.lower() if lower else first} {rest}"
+        elif rng.random() < 0.5:
             opening, (first, _, rest) = rng.choice(_OPENINGS), text.partition(" ")
             lower = first in _QUESTION_WORDS and not opening.endswith("! ")  # "Hi! What …", "Hello, what …"
             text = f"{opening}{first.lower() if lower else first} {rest}"

@@ -55,3 +55,14 @@ def test_no_reworded_training_question_is_an_evaluation_question():
     assert not asked & evaluation
     by_line = {e.line: e for e in train}
     assert all(c.messages[-1] == by_line[c.line].messages[-1] for c in copies), "answers stay word for word"
+
+
+def test_rewordings_leave_out_the_kind_after_a_model_name_and_say_who_asks():
+    rng = random.Random(2)
+    found = rewording.rewordings("How much does the Summit 2 tent cost?", 40, rng)
+    assert any("tent" not in text for text in found)  # "the Summit 2", as people often say
+    assert any(text.startswith(rewording._SITUATIONS) for text in found)
+    assert all("Summit 2" in text for text in found)
+    assert rewording._KIND_AFTER_MODEL.sub(r"\1", "Is the Trailhead 45 backpack waterproof?") == (
+        "Is the Trailhead 45 waterproof?"
+    )

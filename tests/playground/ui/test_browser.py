@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
@@ -188,6 +189,11 @@ def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(open_pag
     with download.value.path().open(newline="") as written:
         rows = list(csv.DictReader(written))
     assert [row["arm"] for row in rows] == ["rag", "finetuned", "hybrid"] * 2
+    with page.expect_download() as download:
+        page.locator("#eval-json a").first.click()
+    record = json.loads(download.value.path().read_text(encoding="utf-8"))
+    assert record["questions"] == 2 and set(record["arms"]) == {"rag", "finetuned", "hybrid"}
+    assert record["settings"]["questions"]["name"] == "mine.csv"
     context.close()
 
 
