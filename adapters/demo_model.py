@@ -14,7 +14,7 @@ Without network access no instruct model can be downloaded, so the product bring
    for them, the documents cut small as the product cuts them (`retrieved_lessons`). In all of them
    the answer is right only when copied from the context, so the model learns to read, not the facts;
 3. a LoRA adapter trained on the sample fine-tuning set exactly as a user's fine-tune, which teaches
-   the brand voice and the facts that set covers; each question also in three rewordings
+   the brand voice and the facts that set covers; each question also in five rewordings
    (`rewording`), without which it learnt the training questions' exact words and no fact.
 
 The base model depends on this builder, its spec, the RAG prompt and the knowledge base; the adapter

@@ -88,9 +88,18 @@ def reframed(question: str, rng: random.Random) -> str | None:
     return None
 
 
+def _after(clause: str, question: str) -> str:
+    """`question` after `clause`, its question word in lower case unless the clause ends a sentence ("Hi! What …",
+    "Hello, what …")."""
+    first, _, rest = question.partition(" ")
+    lower = first in _QUESTION_WORDS and not clause.rstrip().endswith((".", "!"))
+    return f"{clause}{first.lower() if lower else first} {rest}"
+
+
 def reworded(question: str, rng: random.Random) -> str:
-    """One rewording of `question`: reframed when its family is known, else with an article dropped; then an
-    opening or a closing clause at random. Never the question itself."""
+    """One rewording of `question`: reframed when its family is known, else with an article dropped; the product's
+    kind perhaps left out; then a clause about the asker, an opening or a closing clause at random. Never the
+    question itself."""
     for _ in range(10):
         text = reframed(question, rng) if rng.random() < 0.7 else None
         if text is None:
@@ -98,14 +107,9 @@ def reworded(question: str, rng: random.Random) -> str:
         if rng.random() < 0.5:
             text = _KIND_AFTER_MODEL.sub(r"\1", text, count=1)
         if rng.random() < 0.3:
-            situation = rng.choice(_SITUATIONS)
-            first, _, rest = text.partition(" ")
-            lower = first in _QUESTION_WORDS and not situation.endswith(". ")
-            text = f"{situation}{first.lower() if lower else first} {rest}"
+            text = _after(rng.choice(_SITUATIONS), text)
         elif rng.random() < 0.5:
-            opening, (first, _, rest) = rng.choice(_OPENINGS), text.partition(" ")
-            lower = first in _QUESTION_WORDS and not opening.endswith("! ")  # "Hi! What …", "Hello, what …"
-            text = f"{opening}{first.lower() if lower else first} {rest}"
+            text = _after(rng.choice(_OPENINGS), text)
         elif rng.random() < 0.6:
             text += rng.choice(_CLOSINGS)
         if text != question:

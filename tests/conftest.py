@@ -195,6 +195,19 @@ def upload():
     return upload_
 
 
+@pytest.fixture
+def download():
+    """`download(page, selector, path)`: clicks the download button, saves the file at `path` and returns its text."""
+
+    def download_(page, selector: str, path: Path) -> str:
+        with page.expect_download() as waiting:
+            page.click(selector)
+        waiting.value.save_as(path)
+        return path.read_text(encoding="utf-8")
+
+    return download_
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Debian's Chromium driven by Playwright; each test module opens its own contexts (separate sessions)."""

@@ -29,7 +29,7 @@ def _play_and_vote(page, question: str, button: str) -> str:
     return page.locator("#arena-reveal").inner_text()
 
 
-def test_vote_blind_then_see_the_names_and_the_leaderboard(open_page, tmp_path: Path):
+def test_vote_blind_then_see_the_names_and_the_leaderboard(open_page, download, tmp_path: Path):
     context, page = open_page()
     page.get_by_role("tab", name="Blind arena").click()
     first = _play_and_vote(page, "How many days do I have to return an item?", "tie")
@@ -43,9 +43,9 @@ def test_vote_blind_then_see_the_names_and_the_leaderboard(open_page, tmp_path: 
     # The vote log, as stored (JSONL) and as a table (CSV), with every field of each vote; other tests of this
     # session may have voted before: the figures on the page are checked against the whole log
     stored = [
-        json.loads(line) for line in _download(page, "#arena-download-jsonl", tmp_path / "votes.jsonl").splitlines()
+        json.loads(line) for line in download(page, "#arena-download-jsonl", tmp_path / "votes.jsonl").splitlines()
     ]
-    table = list(csv.DictReader(io.StringIO(_download(page, "#arena-download-csv", tmp_path / "votes.csv"))))
+    table = list(csv.DictReader(io.StringIO(download(page, "#arena-download-csv", tmp_path / "votes.csv"))))
     assert len(stored) == len(table) >= 2
     assert tuple(table[0]) == VOTE_COLUMNS
     assert [row["vote"] for row in table[-2:]] == ["tie", "a"]
@@ -56,10 +56,3 @@ def test_vote_blind_then_see_the_names_and_the_leaderboard(open_page, tmp_path: 
     page.wait_for_function(f"() => document.querySelector('#arena-note').innerText.startsWith('{len(stored)} votes')")
     assert f"A (shown first) won {chose.count('a')} of {len(chose)}" in page.locator("#arena-note").inner_text()
     context.close()
-
-
-def _download(page, selector: str, path: Path) -> str:
-    with page.expect_download() as waiting:
-        page.click(selector)
-    waiting.value.save_as(path)
-    return path.read_text(encoding="utf-8")

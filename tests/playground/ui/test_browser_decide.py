@@ -36,13 +36,6 @@ def shots(tmp_path: Path):
     return shot
 
 
-def _download(page, selector: str, path: Path) -> str:
-    with page.expect_download() as waiting:
-        page.click(selector)
-    waiting.value.save_as(path)
-    return path.read_text(encoding="utf-8")
-
-
 def _text(page, elem_id: str) -> str:
     return page.locator(f"#{elem_id}").inner_text()
 
@@ -62,7 +55,7 @@ def test_which_approach_gives_a_recommendation_with_reasons(open_page, shots):
     context.close()
 
 
-def test_compare_support_download_then_fine_tune_on_rag_answers(open_page, shots, tmp_path: Path):
+def test_compare_support_download_then_fine_tune_on_rag_answers(open_page, shots, download, tmp_path: Path):
     context, page = open_page()
     page.fill("#prompt textarea", QUESTION)
     page.click("#ask")
@@ -77,14 +70,10 @@ def test_compare_support_download_then_fine_tune_on_rag_answers(open_page, shots
 
     # (b) this comparison as a JSON file
     assert not page.locator("#download-markdown").is_disabled()
-    with page.expect_download() as waiting:
-        page.click("#download-json")
-    saved = tmp_path / "comparison.json"
-    waiting.value.save_as(saved)
-    document = json.loads(saved.read_text(encoding="utf-8"))
+    document = json.loads(download(page, "#download-json", tmp_path / "comparison.json"))
     assert QUESTION in json.dumps(document, ensure_ascii=False)
     # …as Markdown, with every section, and the session's comparisons as CSV, with every column
-    report = _download(page, "#download-markdown", tmp_path / "comparison.md")
+    report = download(page, "#download-markdown", tmp_path / "comparison.md")
     for section in (
         "# Comparison",
         "## Question",
@@ -98,7 +87,7 @@ def test_compare_support_download_then_fine_tune_on_rag_answers(open_page, shots
         ".md",
     ):
         assert section in report, section
-    rows = list(csv.DictReader(io.StringIO(_download(page, "#download-csv", tmp_path / "comparisons.csv"))))
+    rows = list(csv.DictReader(io.StringIO(download(page, "#download-csv", tmp_path / "comparisons.csv"))))
     assert tuple(rows[0]) == COMPARISON_COLUMNS
     assert {row["arm"] for row in rows} == {"base", "rag", "finetuned", "hybrid"}
     assert all(row["question"] == QUESTION and row["comparison"] == "1" for row in rows)
