@@ -113,9 +113,9 @@ def parser() -> argparse.ArgumentParser:
     fresh = commands.add_parser(
         "freshness", parents=[common, decoding], help="change a fact in a private copy: who learns it, how fast"
     )
-    fresh.add_argument("--file", help="a knowledge-base file (default: the guided drill's, return-policy.md)")
-    fresh.add_argument("--old", help="the fact as the file states it (default: the guided drill's, 45 days)")
-    fresh.add_argument("--new", help="what it becomes (default: 60 days)")
+    fresh.add_argument("--file", help="a knowledge-base file (default: the guided drill's, glacier-15-sleeping-bag.md)")
+    fresh.add_argument("--old", help="the fact as the file states it (default: the guided drill's, $319)")
+    fresh.add_argument("--new", help="what it becomes (default: $339)")
     fresh.add_argument("--question", action="append", help="a question the fact answers (repeatable)")
     fresh.add_argument("--no-retrain", action="store_true", help="skip the timed re-fine-tune")
     fresh.add_argument("--json", action="store_true", help="print the drill's figures and answers as JSON")

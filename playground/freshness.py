@@ -40,12 +40,14 @@ class Change:
     questions: tuple[str, ...]  # asked before nothing else: each one's answer should hold the fact
 
 
-# The guided drill: the return window for unused items, which both the documents and the fine-tuning set teach.
+# The guided drill: a price, which both the documents and the fine-tuning set teach. The price list states it too and
+# keeps the old one, as a stale copy would; the report names the files retrieval read. (The return window, the
+# guided change before, is stated in three documents and in a sentence the offline demo model misquotes.)
 GUIDED = Change(
-    source="return-policy.md",
-    old="45 days",
-    new="60 days",
-    questions=("For how many days after delivery can I send back an unopened item for a full refund?",),
+    source="glacier-15-sleeping-bag.md",
+    old="$319",
+    new="$339",
+    questions=("How much is a Regular length Glacier 15 down mummy bag?",),
 )
 
 

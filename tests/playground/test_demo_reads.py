@@ -93,6 +93,10 @@ def _shipped_fits() -> bool:
 
 
 def _eval(tmp_path, *arguments: str, **variables: str) -> dict:
+    return _command(tmp_path, "eval", *arguments, **variables)
+
+
+def _command(tmp_path, command: str, *arguments: str, **variables: str) -> dict:
     env = {
         **os.environ,
         "PLAYGROUND_HOME": str(tmp_path / "home"),
@@ -102,7 +106,7 @@ def _eval(tmp_path, *arguments: str, **variables: str) -> dict:
         **variables,
     }
     done = subprocess.run(
-        [sys.executable, "-m", "playground", "eval", *arguments, "--json"],
+        [sys.executable, "-m", "playground", command, *arguments, "--json"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -146,3 +150,14 @@ def test_rag_finds_facts_in_documents_the_demo_model_never_saw(tmp_path):
         for row in csv.DictReader(written):
             if row["arm"] in ("finetuned", "hybrid"):
                 assert row["answer"].startswith("Hey trailblazer!"), (row["arm"], row["answer"])
+
+
+@pytest.mark.skipif(not _shipped_fits(), reason="no demo model is kept in the repository")
+def test_the_guided_freshness_drill_shows_retrieval_with_the_new_fact_and_the_adapter_with_the_old(tmp_path):
+    """Fine-tuned knowledge is static: after the guided price change, RAG and hybrid read the new price from the
+    re-indexed copy while the adapter still answers with the price it was taught (the re-fine-tune is left out)."""
+    report = _command(tmp_path, "freshness", "--no-retrain")
+    said = {answer["arm"]: answer for answer in report["answers"]}
+    assert said["rag"]["new"] and said["hybrid"]["new"], said
+    assert said["finetuned"]["old"] and not said["finetuned"]["new"], said["finetuned"]
+    assert not said["base"]["new"] and report["reindex_s"] > 0

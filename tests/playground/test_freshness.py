@@ -42,7 +42,7 @@ def test_the_fine_tuning_set_gets_the_same_change(tmp_path):
     ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "updated.jsonl"
-    assert changed_dataset(data, GUIDED, out) == 1
+    assert changed_dataset(data, Change("returns.md", "45 days", "60 days", ("q",)), out) == 1
     assert [json.loads(line)["messages"][1]["content"] for line in out.read_text().splitlines()] == [
         "60 days.",
         "$429.",
@@ -72,14 +72,15 @@ def test_the_guided_drill_reads_the_changed_copy_and_times_a_real_re_fine_tune(r
             service, refinetune=lambda data, name: finetune.train_and_wait(data, name, fit={"max_steps": 4})
         )
         change = drill.guided()
-        assert change.questions and all("days" in q or "return" in q.lower() for q in change.questions)
+        assert change.questions and all("Glacier 15" in q for q in change.questions)
         report = drill.run(change, CompareOptions(top_k=3))
     finally:
         finetune.jobs.close()
     assert hashlib.sha256(original.read_bytes()).hexdigest() == before  # the shared document is never modified
     assert report.reindex_s > 0 and report.change["occurrences"] >= 1
     for read in report.retrieved:  # retrieval read the copy, never the original, and the new fact was in it
-        assert "return-policy-updated.md" in read["sources"] and "return-policy.md" not in read["sources"]
+        assert "glacier-15-sleeping-bag-updated.md" in read["sources"]
+        assert "glacier-15-sleeping-bag.md" not in read["sources"]
         assert read["new_fact_read"]
     assert {a["arm"] for a in report.answers} == {"base", "rag", "finetuned", "hybrid"}
     tuned = report.refinetune
@@ -88,7 +89,7 @@ def test_the_guided_drill_reads_the_changed_copy_and_times_a_real_re_fine_tune(r
     assert len(tuned["answers"]) == len(change.questions)
     assert "re-indexing one file" in report.sentence and "re-fine-tune" in report.sentence
     # The private copy is gone with the drill.
-    assert "return-policy-updated.md" not in service.sources()
+    assert "glacier-15-sleeping-bag-updated.md" not in service.sources()
 
 
 def test_a_fact_the_file_does_not_state_is_refused_before_anything_runs(service):
@@ -103,7 +104,7 @@ def test_freshness_cli_without_re_tuning(runtime, home, run_cli):
     done = run_cli(home, "freshness", "--no-retrain", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     found = json.loads(done.stdout)
-    assert found["change"]["old"] == "45 days" and found["refinetune"] == {} and found["reindex_s"] > 0
+    assert found["change"]["old"] == "$319" and found["refinetune"] == {} and found["reindex_s"] > 0
     assert "freshness: re-indexing" in done.stderr
     stored = [json.loads(path.read_text()) for path in (home / "freshness").glob("*.json")]
     assert any(report["reindex_s"] == found["reindex_s"] for report in stored)  # kept for the advisor to cite

@@ -217,7 +217,7 @@ def test_freshness_drill_from_the_evaluate_tab_reads_the_changed_copy(open_page)
     page.click("#fresh-run")
     _wait_for_text(page, "fresh-result", "re-indexing one file")
     said = page.locator("#fresh-result").inner_text()
-    assert "After return-policy.md changed from 45 days to 60 days" in said
+    assert "After glacier-15-sleeping-bag.md changed from $319 to $339" in said
     assert "RAG gave the new fact in" in said and "re-fine-tune" not in said
     assert page.locator("#fresh-answers tbody tr").count() >= 1  # one per retrieving arm and question
     assert "RAG" in page.locator("#fresh-answers").inner_text()
