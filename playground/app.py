@@ -85,8 +85,8 @@ def launch(app: gr.Blocks, host: str, port: int, share: bool) -> None:
     try:
         with uploads_cached_in(app, upload_cache()):
             app.launch(server_name=host, server_port=port, share=share, css=CSS, max_file_size=max_upload_bytes())
-    except KeyboardInterrupt:  # it came before Gradio's wait loop: stopping is still what was asked
-        pass
+    except KeyboardInterrupt:  # it came before Gradio's wait loop, which would have closed the server: close it here
+        app.close()
     except OSError as error:  # Gradio could not bind: a user's choice of port or host, not a bug
         reason = str(error).split(". ")[0]
         print(f"error: cannot serve on {host}:{port} ({reason}); choose another --port or --host", file=sys.stderr)

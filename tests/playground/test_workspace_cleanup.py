@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,37 @@ def test_a_stopped_server_leaves_no_uploads_behind(serve_process, home, stop):
     assert server.returncode == 0, stderr[-2000:]
     assert "Traceback" not in stderr
     assert not upload.parent.parent.exists()
+
+
+# A stop that lands after the server answers but before Gradio's wait loop (which would close the server) leaves
+# `launch` by the same KeyboardInterrupt: the server must be closed all the same.
+EARLY_STOP = """
+import socket, urllib.request
+import gradio as gr
+from playground.app import launch
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+with gr.Blocks() as app:
+    gr.Markdown("hi")
+def interrupted():
+    urllib.request.urlopen(f"http://127.0.0.1:{port}", timeout=5)
+    raise KeyboardInterrupt
+app.block_thread = interrupted
+launch(app, "127.0.0.1", port, False)
+try:
+    urllib.request.urlopen(f"http://127.0.0.1:{port}", timeout=2)
+    print("still serving")
+except OSError:
+    print("stopped")
+"""
+
+
+def test_a_stop_before_gradios_wait_loop_still_closes_the_server(tmp_path):
+    env = {**os.environ, "PLAYGROUND_HOME": str(tmp_path)}
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", EARLY_STOP], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("stopped"), done.stdout[-500:]
