@@ -19,6 +19,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from adapters.errors import UserError
 from adapters.jobs.events import BackendChosen, DatasetRead, Eval, Forgetting, JobEvent, Step
@@ -246,6 +247,37 @@ def _index(args: argparse.Namespace) -> int:
     return 1 if any(r.status == "error" for r in reports) else 0
 
 
+def _memory_problem(
+    base: Any, examples: Any, preset: str, fit: dict[str, Any], backend: str, device: str
+) -> str | None:
+    """Why the job will not fit in memory (as the page refuses it), or None; None too when the base model's config
+    does not name its sizes."""
+    from dataclasses import replace
+
+    from transformers import AutoConfig, AutoTokenizer
+
+    from adapters.datasets import token_lengths
+    from adapters.training.backends import choose_backend
+    from adapters.training.memory import job_estimate
+    from adapters.training.train import PRESETS
+
+    lora_settings, fit_settings = PRESETS[preset]
+    try:
+        config = AutoConfig.from_pretrained(str(base.path))
+        longest = max(token_lengths(AutoTokenizer.from_pretrained(str(base.path)), examples), default=0)
+        peak, free = job_estimate(
+            config,
+            lora_settings,
+            replace(fit_settings, **fit),
+            choose_backend(backend, probe=False).name,
+            device or None,
+            longest,
+        )
+    except (AttributeError, TypeError, ValueError, OSError, UserError):  # the job's own checks say what is wrong
+        return None
+    return peak.problem(free)
+
+
 def _finetune(args: argparse.Namespace) -> int:
     from adapters.datasets import load_dataset
     from adapters.jobs.manager import run_here
@@ -273,6 +305,9 @@ def _finetune(args: argparse.Namespace) -> int:
         _log(f"error: {error}")
         return 2
     fit = {"max_steps": args.max_steps} if args.max_steps else {}
+    if problem := _memory_problem(base, loaded.examples, args.preset, fit, args.backend, settings.device):
+        _log(f"error: {problem}")
+        return 2
     done = run_here(
         settings.home,
         base,

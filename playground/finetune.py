@@ -7,9 +7,10 @@ once and the Compare tab can use it without reloading anything.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,15 @@ from adapters.jobs.view import JobView
 from adapters.registry import AdapterInfo, AdapterRegistry, fits_base, safe_adapter_name
 from adapters.training.backends import AUTO, BACKENDS, BackendChoice, choose_backend, describe
 from adapters.training.common import FitSettings, LoraSettings
+from adapters.training.memory import MemoryEstimate, job_estimate
 from adapters.training.train import PRESETS
 from pipelines.indexing import chunks_of
 from playground.qa_builder import BuildReport, build_pairs, pairs_from_rows
 from playground.roles import Caller, Roles
 from playground.runtime import Runtime
 from playground.usage_log import UsageLog, UsageSelection, select, source_description
+
+logger = logging.getLogger(__name__)
 
 ISSUE_HEADERS = ["Line", "Field", "Problem"]
 SOURCE_SUFFIX = ".source.txt"  # beside a dataset the page made: where its data came from, in words
@@ -165,6 +169,9 @@ class FinetuneService:
         if not validation.ok:
             first = "; ".join(str(issue) for issue in validation.dataset.issues[:3])
             raise UserError(f"Fix the dataset first ({len(validation.dataset.issues)} problems): {first}")
+        checked = self.memory_estimate(preset, lora, fit, backend, validation.stats.get("max_tokens"))
+        if checked is not None and (problem := checked[0].problem(checked[1])):
+            raise UserError(problem)
         kept = self._keep(path)
         spec = JobSpec(
             id="",
@@ -184,6 +191,52 @@ class FinetuneService:
             source=dataset_source(path),
         )
         return self.jobs.submit(spec)
+
+    def memory_estimate(
+        self,
+        preset: str,
+        lora: dict[str, Any] | None = None,
+        fit: dict[str, Any] | None = None,
+        backend: str = AUTO,
+        longest: int | None = None,
+    ) -> tuple[MemoryEstimate, float] | None:
+        """A job's peak memory on the device it will train on (`adapters.training.memory`), with the memory free
+        there now (GiB); `longest`: the dataset's longest example in tokens (else the maximum sequence length)."""
+        lora_defaults, fit_defaults = self.preset(preset)
+        lora_settings = replace(lora_defaults, **_known(lora or {}, LoraSettings))
+        fit_settings = replace(fit_defaults, **_known(fit or {}, FitSettings))
+        chosen = self.backend(backend).name
+        try:
+            return job_estimate(
+                self.runtime.engine.model.config,
+                lora_settings,
+                fit_settings,
+                chosen,
+                self.runtime.settings.device or None,
+                longest,
+            )
+        except (AttributeError, TypeError, ValueError) as error:  # a model whose config names its sizes otherwise
+            logger.info("no memory estimate for %s: %s", self.runtime.model.base, error)
+            return None
+
+    def memory_note(
+        self, preset: str, lora: dict[str, Any] | None = None, fit: dict[str, Any] | None = None, backend: str = AUTO
+    ) -> str:
+        """One line for the page before launch: the estimate for batches as long as the maximum sequence length,
+        the memory free now, and whether it fits (a launch checks again with the dataset's longest example)."""
+        try:
+            found = self.memory_estimate(preset, lora, fit, backend)
+        except UserError as error:
+            return f"No memory estimate: {error}"
+        if found is None:
+            return "No memory estimate for this model: its config does not name its sizes as Llama's does."
+        peak, free = found
+        if problem := peak.problem(free):
+            return f"**Will not fit.** {problem}"
+        return (
+            f"Memory: {peak.describe()}, for batches as long as the maximum sequence length; "
+            f"{free:.1f} GiB {peak.device} memory free now, so it fits."
+        )
 
     def train_and_wait(
         self, path: Path, name: str, preset: str = "quick demo", fit: dict[str, Any] | None = None

@@ -56,7 +56,7 @@ SETTING_INPUTS = (
     SettingInput(FitSettings, "learning_rate", "Learning rate", "float"),
     SettingInput(FitSettings, "epochs", "Epochs (when max steps is empty)", "float"),
     SettingInput(FitSettings, "max_steps", "Max steps", "int", "ft-steps"),
-    SettingInput(FitSettings, "batch_size", "Batch size", "int"),
+    SettingInput(FitSettings, "batch_size", "Batch size", "int", "ft-batch"),
     SettingInput(FitSettings, "max_seq_length", "Max sequence length", "int"),
 )
 
@@ -221,6 +221,7 @@ def build(
         fields = {setting.field: _setting_input(setting, value) for setting, value in shown}
     settings = list(fields.values())
     length = fields["max_seq_length"]  # the dataset check also counts the examples longer than this
+    memory = gr.Markdown(service.memory_note("quick demo"), elem_id="ft-memory")
     launch = gr.Button("Launch fine-tune", variant="primary", elem_id="ft-launch")
 
     gr.Markdown("### 3. Progress")
@@ -323,6 +324,10 @@ def build(
     def explain_backend(choice: str) -> str:
         return service.backend_note(choice)
 
+    def explain_memory(choice: str, backend: str, *values: Any) -> str:
+        lora, fit = setting_overrides(values)
+        return service.memory_note(choice, lora, fit, backend or AUTO)
+
     @shows_errors
     def start(
         path: str | None,
@@ -406,6 +411,8 @@ def build(
     )
     preset.change(apply_preset, preset, settings, **private)
     backend_choice.change(explain_backend, backend_choice, backend_note, **private)
+    for changed in (backend_choice, *settings):  # a preset changes the settings, so it is covered too
+        changed.change(explain_memory, [preset, backend_choice, *settings], memory, **private)
     who = [workspace, unlocked]
     launch_inputs = [data_path, preset, name, holdout, *who, backend_choice, *settings]
     launch.click(start, launch_inputs, [progress, status, plot, jobs], **private)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.errors import UserError
 from adapters.jobs.manager import run_here
 from adapters.registry import AdapterInfo
 from adapters.resolver import ResolvedModel
@@ -132,7 +133,7 @@ def test_every_form_input_is_a_settings_field_named_once():
     assert all(s.field in {f.name for f in fields(s.owner)} for s in SETTING_INPUTS)
     assert len({s.field for s in SETTING_INPUTS}) == len(SETTING_INPUTS)
     assert {s.owner for s in SETTING_INPUTS} == {LoraSettings, FitSettings}
-    assert [s.elem_id for s in SETTING_INPUTS if s.elem_id] == ["ft-rank", "ft-steps"]  # the browser tests use them
+    assert [s.elem_id for s in SETTING_INPUTS if s.elem_id] == ["ft-rank", "ft-steps", "ft-batch"]  # tests use them
 
 
 def test_a_backend_that_cannot_run_is_refused_at_launch_with_its_reason(finetune, monkeypatch):
@@ -157,3 +158,25 @@ def test_the_tab_reaches_the_runtime_through_the_service(runtime, finetune, tmp_
     upload.write_text(DATA.read_text())
     kept = finetune.keep_upload(None, upload, cache)
     assert kept.name == "mine.jsonl" and kept.read_text() == DATA.read_text() and not upload.exists()
+
+
+def test_a_job_that_will_not_fit_in_memory_is_refused_before_it_is_queued(finetune, monkeypatch):
+    before = len(finetune.jobs.jobs())
+    note = finetune.memory_note("quick demo")
+    assert note.startswith("Memory: about") and "memory free now, so it fits" in note
+    monkeypatch.setattr("adapters.training.memory.free_memory_gib", lambda device: (0.001, False))
+    assert finetune.memory_note("quick demo").startswith("**Will not fit.**")
+    with pytest.raises(UserError, match=r"only 0\.0 GiB of CPU memory is free .*lower the batch size"):
+        finetune.launch(DATA, "too big", "quick demo")
+    assert len(finetune.jobs.jobs()) == before
+
+
+def test_the_command_line_refuses_the_same_job_the_page_would(runtime, monkeypatch):
+    from adapters.datasets import load_dataset
+    from playground.__main__ import _memory_problem
+
+    base = ResolvedModel(Path(runtime.model.path), runtime.model.base, "demo")
+    examples = load_dataset(DATA).examples
+    assert _memory_problem(base, examples, "quick demo", {}, "auto", "") is None
+    monkeypatch.setattr("adapters.training.memory.free_memory_gib", lambda device: (0.001, False))
+    assert "only 0.0 GiB of CPU memory is free" in (_memory_problem(base, examples, "quick demo", {}, "auto", "") or "")

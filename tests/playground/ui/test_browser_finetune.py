@@ -124,3 +124,21 @@ def test_the_backend_selector_says_what_each_choice_does_here(open_page):
             "() => document.body.innerText.includes('the Unsloth backend cannot run here')", timeout=30_000
         )
     context.close()
+
+
+def test_the_memory_estimate_follows_the_settings_and_a_job_that_cannot_fit_is_refused(open_page):
+    context, page = open_page("Fine-tune")
+    assert "Memory: about" in _text(page, "ft-memory") and "so it fits" in _text(page, "ft-memory")
+    page.get_by_text("LoRA and training settings (the preset's values)").click()
+    _fill(page, "ft-batch", "100000000")
+    page.locator("#ft-batch input").first.press("Enter")
+    page.wait_for_function("() => document.querySelector('#ft-memory').innerText.includes('Will not fit')")
+    assert "lower the batch size or the maximum sequence length" in _text(page, "ft-memory")
+    _choose(page, "ft-example", "formats/qa.csv")
+    page.wait_for_function("() => document.querySelector('#ft-verdict').innerText.includes('is ready')")
+    page.get_by_role("button", name="Launch fine-tune").click()
+    page.wait_for_function("() => document.body.innerText.includes('memory is free (')", timeout=30_000)
+    _fill(page, "ft-batch", "8")
+    page.locator("#ft-batch input").first.press("Enter")
+    page.wait_for_function("() => document.querySelector('#ft-memory').innerText.includes('so it fits')")
+    context.close()
