@@ -252,23 +252,21 @@ def _memory_problem(
 ) -> str | None:
     """Why the job will not fit in memory (as the page refuses it), or None; None too when the base model's config
     does not name its sizes."""
-    from dataclasses import replace
-
     from transformers import AutoConfig, AutoTokenizer
 
     from adapters.datasets import token_lengths
     from adapters.training.backends import choose_backend
     from adapters.training.memory import job_estimate
-    from adapters.training.train import PRESETS
+    from adapters.training.train import preset_settings
 
-    lora_settings, fit_settings = PRESETS[preset]
+    lora_settings, fit_settings = preset_settings(preset, fit=fit)
     try:
         config = AutoConfig.from_pretrained(str(base.path))
         longest = max(token_lengths(AutoTokenizer.from_pretrained(str(base.path)), examples), default=0)
         peak, free = job_estimate(
             config,
             lora_settings,
-            replace(fit_settings, **fit),
+            fit_settings,
             choose_backend(backend, probe=False).name,
             device or None,
             longest,

@@ -10,7 +10,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from adapters.registry import AdapterInfo, AdapterRegistry, fits_base, safe_adap
 from adapters.training.backends import AUTO, BACKENDS, BackendChoice, choose_backend, describe
 from adapters.training.common import FitSettings, LoraSettings
 from adapters.training.memory import MemoryEstimate, job_estimate
-from adapters.training.train import PRESETS
+from adapters.training.train import PRESETS, preset_settings
 from pipelines.indexing import chunks_of
 from playground.qa_builder import BuildReport, build_pairs, pairs_from_rows
 from playground.roles import Caller, Roles
@@ -169,9 +169,10 @@ class FinetuneService:
         if not validation.ok:
             first = "; ".join(str(issue) for issue in validation.dataset.issues[:3])
             raise UserError(f"Fix the dataset first ({len(validation.dataset.issues)} problems): {first}")
-        checked = self.memory_estimate(preset, lora, fit, backend, validation.stats.get("max_tokens"))
-        if checked is not None and (problem := checked[0].problem(checked[1])):
-            raise UserError(problem)
+        if checked := self.memory_estimate(preset, lora, fit, backend, validation.stats.get("max_tokens")):
+            peak, free = checked
+            if problem := peak.problem(free):
+                raise UserError(problem)
         kept = self._keep(path)
         spec = JobSpec(
             id="",
@@ -202,9 +203,10 @@ class FinetuneService:
     ) -> tuple[MemoryEstimate, float] | None:
         """A job's peak memory on the device it will train on (`adapters.training.memory`), with the memory free
         there now (GiB); `longest`: the dataset's longest example in tokens (else the maximum sequence length)."""
-        lora_defaults, fit_defaults = self.preset(preset)
-        lora_settings = replace(lora_defaults, **_known(lora or {}, LoraSettings))
-        fit_settings = replace(fit_defaults, **_known(fit or {}, FitSettings))
+        self.preset(preset)  # an unknown preset is a user's mistake, said as one
+        lora_settings, fit_settings = preset_settings(
+            preset, _known(lora or {}, LoraSettings), _known(fit or {}, FitSettings)
+        )
         chosen = self.backend(backend).name
         try:
             return job_estimate(

@@ -125,7 +125,7 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
     from adapters.datasets import load_dataset, split_holdout
     from adapters.registry import AdapterInfo, AdapterRegistry
     from adapters.training.backends import choose_backend
-    from adapters.training.train import PRESETS, TrainSpec, train
+    from adapters.training.train import TrainSpec, preset_settings, train
 
     data_path = Path(spec.dataset)
     loaded = load_dataset(data_path, spec.dataset_format)
@@ -145,9 +145,7 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
     log(dataset)
     backend = choose_backend(spec.backend)
     log(BackendChosen(name=backend.name, reason=backend.reason))
-    lora_defaults, fit_defaults = PRESETS[spec.preset]
-    lora = replace(lora_defaults, **_as_tuple_fields(spec.lora))
-    fit = replace(fit_defaults, **spec.fit)
+    lora, fit = preset_settings(spec.preset, spec.lora, spec.fit)
     registry = AdapterRegistry(Path(spec.adapters_dir))
     cancel = job_dir / CANCEL
     with registry.staging(spec.name) as staged:
@@ -211,11 +209,6 @@ def _check_forgetting(spec: JobSpec, adapter: Path, log: EventLog) -> dict[str, 
     found = report.to_json()
     log(Forgetting(**{k: v for k, v in found.items() if k in Forgetting.__dataclass_fields__}))
     return found
-
-
-def _as_tuple_fields(values: dict[str, Any]) -> dict[str, Any]:
-    """JSON gives lists where the settings hold tuples (target modules)."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
 def note_when_orphaned(job_dir: Path, every_s: float = 0.5) -> None:

@@ -160,8 +160,9 @@ def free_memory_gib(device: str | None) -> tuple[float, bool]:
     the available RAM on a CPU."""
     import torch
 
-    if (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda") and torch.cuda.is_available():
-        free, _ = torch.cuda.mem_get_info(torch.device(device) if device else None)
+    wanted = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if wanted.startswith("cuda") and torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info(torch.device(wanted))
         return free / GIB, True
     import psutil
 

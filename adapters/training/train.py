@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +31,16 @@ DEFAULT = (
     FitSettings(learning_rate=2e-4, epochs=3.0, batch_size=8, max_seq_length=512, eval_every=50),
 )
 PRESETS: dict[str, tuple[LoraSettings, FitSettings]] = {"quick demo": QUICK_DEMO, "default": DEFAULT}
+
+
+def preset_settings(
+    preset: str, lora: dict[str, Any] | None = None, fit: dict[str, Any] | None = None
+) -> tuple[LoraSettings, FitSettings]:
+    """A preset's settings with `lora` and `fit` overriding some of them (lists, as JSON gives them, become the
+    tuples the settings hold)."""
+    lora_defaults, fit_defaults = PRESETS[preset]
+    tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in (lora or {}).items()}
+    return replace(lora_defaults, **tuples), replace(fit_defaults, **(fit or {}))
 
 
 @dataclass

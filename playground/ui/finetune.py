@@ -411,8 +411,15 @@ def build(
     )
     preset.change(apply_preset, preset, settings, **private)
     backend_choice.change(explain_backend, backend_choice, backend_note, **private)
-    for changed in (backend_choice, *settings):  # a preset changes the settings, so it is covered too
-        changed.change(explain_memory, [preset, backend_choice, *settings], memory, **private)
+    # A preset changes every setting at once: the last change's estimate is the one that counts.
+    gr.on(
+        [backend_choice.change, *(setting.change for setting in settings)],
+        explain_memory,
+        [preset, backend_choice, *settings],
+        memory,
+        trigger_mode="always_last",
+        **private,
+    )
     who = [workspace, unlocked]
     launch_inputs = [data_path, preset, name, holdout, *who, backend_choice, *settings]
     launch.click(start, launch_inputs, [progress, status, plot, jobs], **private)
