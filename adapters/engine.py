@@ -12,18 +12,24 @@ Several arms (base, RAG, fine-tuned, hybrid) run side by side by one of the stra
 - `batched`: one mixed-adapter `generate` (peft `adapter_names`), which pays on a GPU; each arm's prefill
   is timed alone first, its decoding steps are shared with the other rows.
 `Engine.calibrate` measures which of `interleaved` and `batched` is faster for the loaded model.
+
+Questions from several people that reach the engine while it is generating wait; when it is free, the oldest
+one and those that arrived since (greedy, same limits, up to `batch_rows` rows) are decoded in one batch
+(`micro-batched`), so many users share the model's steps instead of queueing one behind another.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,10 +45,12 @@ from transformers import (
 
 from adapters.errors import UserError
 from adapters.sampling import TokenPicker
-from adapters.streaming import BatchRowStreamer, TokenEvent, TokenText
+from adapters.streaming import BatchRowStreamer, RowProgress, TokenEvent, TokenText
 
 T = TypeVar("T")
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" inside a mixed batch
+# Rows one decoding batch may hold when questions from several people wait for the worker (micro-batching).
+DEFAULT_BATCH_ROWS = 32
 _UNKNOWN = "\0unknown"  # the model's adapter state is not known: the next `_use` sets it whatever it was
 
 
@@ -76,7 +84,10 @@ class GenerationResult:
     latency_s: float  # from the arm's start to its last token
     tokens_per_s: float  # decoding rate after the first token
     finish_reason: str  # "stop" (end-of-sequence token), "length" (max_new_tokens) or "cancelled"
-    timing: str  # the strategy that produced the figures: interleaved, sequential or batched
+    timing: str  # the strategy that produced the figures: interleaved, sequential, batched or micro-batched
+    token_counts: str = "tokenizer"  # who counted the tokens: the model's tokenizer, or a server's usage report
+    waited_s: float = 0.0  # micro-batched: from reaching the engine to its batch's start (in ttft and latency)
+    batch_rows: int = 1  # rows decoded together in its batch, other people's questions included
 
 
 @dataclass(frozen=True)
@@ -99,20 +110,50 @@ class _Job:
     strategy: str
     events: queue.Queue = field(default_factory=queue.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    arrived: float = field(default_factory=time.perf_counter)
+
+    def joins(self, other: _Job) -> bool:
+        """Whether this job can share a decoding batch with `other` without changing either's tokens: greedy
+        decoding with the same limits (sampling would draw other numbers in a bigger batch); a job that asked
+        for exact figures (`sequential`) always runs alone."""
+        return (
+            self.strategy != "sequential" != other.strategy
+            and self.settings.temperature == 0 == other.settings.temperature
+            and self.settings.max_new_tokens == other.settings.max_new_tokens
+            and self.settings.min_new_tokens == other.settings.min_new_tokens
+        )
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One row of a batched `generate`: a request of a job, at its position in that job."""
+
+    job: _Job
+    index: int
+    request: GenerationRequest
 
 
 _END = object()
 
 
 class _Worker:
-    """One daemon thread that runs submitted calls in order, for the life of the engine."""
+    """One daemon thread that runs submitted calls in order, for the life of the engine.
+
+    A forked child process (ZeroGPU runs each GPU call in one) inherits the engine but not its thread: the first call
+    there starts the child's own worker."""
 
     def __init__(self) -> None:
+        self._start()
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
         self._tasks: queue.Queue[tuple[Callable[[], Any], Future]] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="engine-worker", daemon=True)
         self._thread.start()
 
     def submit(self, task: Callable[[], Any]) -> Future:
+        if os.getpid() != self._pid:
+            self._start()
         future: Future = Future()
         self._tasks.put((task, future))
         return future
@@ -158,7 +199,13 @@ class Engine:
     """Owns the base model, its tokenizer and the adapters attached to it; every model call runs on its worker."""
 
     def __init__(
-        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, name: str = "", strategy: str = "auto"
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        name: str = "",
+        strategy: str = "auto",
+        batch_rows: int = DEFAULT_BATCH_ROWS,
     ) -> None:
         model.eval()
         self.model = model
@@ -176,6 +223,12 @@ class Engine:
         self._layers: list[Any] | None = None  # the LoRA layers, found once per set of adapters
         self.threads = 0  # torch threads of the worker (0: torch's default), chosen by `calibrate`
         self._worker = _Worker()
+        # Jobs waiting for the worker: those that arrive while it generates join the next batch, up to
+        # `batch_rows` rows (1: every job runs alone).
+        self._waiting: deque[_Job] = deque()
+        self._waiting_lock = threading.Lock()
+        self._pid = os.getpid()
+        self.batch_rows = batch_rows
         if strategy not in (*SIDE_BY_SIDE, "auto"):
             expected = ", ".join(SIDE_BY_SIDE)
             raise UserError(f"side-by-side strategy is {strategy!r}; expected auto or one of {expected}")
@@ -183,7 +236,15 @@ class Engine:
         self.calibration: dict[str, float] = {}
 
     @classmethod
-    def load(cls, path: str | Path, *, name: str = "", device: str | None = None, strategy: str = "auto") -> Engine:
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        name: str = "",
+        device: str | None = None,
+        strategy: str = "auto",
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+    ) -> Engine:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         try:
             kind = torch.device(device).type
@@ -194,7 +255,7 @@ class Engine:
         dtype = torch.bfloat16 if kind == "cuda" else torch.float32
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device)
-        return cls(model, tokenizer, name=name or str(path), strategy=strategy)
+        return cls(model, tokenizer, name=name or str(path), strategy=strategy, batch_rows=batch_rows)
 
     # -- adapters -----------------------------------------------------------------------------
 
@@ -289,6 +350,11 @@ class Engine:
 
     # -- prompts ------------------------------------------------------------------------------
 
+    @property
+    def config(self) -> Any:
+        """The base model's configuration (its sizes, for the fine-tune memory estimate)."""
+        return self.model.config
+
     def render_prompt(self, messages: Sequence[dict[str, str]]) -> str:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
@@ -328,7 +394,11 @@ class Engine:
             if request.adapter is not None and request.adapter not in self._adapters:
                 raise KeyError(f"adapter {request.adapter!r} is not loaded; loaded: {sorted(self._adapters)}")
         job = _Job(list(requests), settings, strategy)
-        self._worker.submit(lambda: self._run(job))
+        if os.getpid() != self._pid:  # a forked child: the parent's waiting jobs are not this process's to answer
+            self._pid, self._waiting, self._waiting_lock = os.getpid(), deque(), threading.Lock()
+        with self._waiting_lock:
+            self._waiting.append(job)
+        self._worker.submit(self._run_next)
         try:
             while True:
                 event = job.events.get()
@@ -340,17 +410,45 @@ class Engine:
         finally:
             job.cancelled.set()
 
-    def _run(self, job: _Job) -> None:
+    def _run_next(self) -> None:
+        """On the worker: the oldest waiting job, with the jobs that arrived meanwhile and can join its batch."""
+        group = self._next_group()
+        if not group:
+            return  # an earlier call took this job into its batch
         try:
-            if not job.cancelled.is_set():
-                with torch.inference_mode():
-                    SIDE_BY_SIDE[job.strategy](self, job)
+            with torch.inference_mode():
+                if len(group) == 1:
+                    if not group[0].cancelled.is_set():
+                        SIDE_BY_SIDE[group[0].strategy](self, group[0])
+                else:
+                    self._run_micro_batch(group)
         except StreamCancelled:
             pass
-        except BaseException as error:  # handed to the consuming thread, which re-raises it
-            job.events.put(error)
+        except BaseException as error:  # handed to the consuming threads, which re-raise it
+            for job in group:
+                job.events.put(error)
         finally:
-            job.events.put(_END)
+            for job in group:
+                job.events.put(_END)
+
+    def _next_group(self) -> list[_Job]:
+        with self._waiting_lock:
+            while self._waiting and self._waiting[0].cancelled.is_set():  # closed before it started
+                self._waiting.popleft().events.put(_END)
+            if not self._waiting:
+                return []
+            first = self._waiting.popleft()
+            group, rows = [first], len(first.requests)
+            if not first.joins(first):
+                return group
+            for job in list(self._waiting):
+                if rows + len(job.requests) > self.batch_rows:
+                    break
+                if job.joins(first) and not job.cancelled.is_set():
+                    self._waiting.remove(job)
+                    group.append(job)
+                    rows += len(job.requests)
+            return group
 
     # -- arms alone: interleaved or one after another -----------------------------------------
 
@@ -427,22 +525,61 @@ class Engine:
     # -- one mixed-adapter batch --------------------------------------------------------------
 
     def _run_batched(self, job: _Job) -> None:
+        prefill = [self._prefill_alone(request) for request in job.requests]  # each arm's own prefill time
+        rows = [_Row(job, index, request) for index, request in enumerate(job.requests)]
+
+        def result(row: int, progress: RowProgress, prompt_tokens: int, started: float) -> GenerationResult:
+            first = progress.first_token_at or started
+            decode_s = max((progress.finished_at or time.perf_counter()) - first, 0.0)
+            latency = prefill[row] + decode_s
+            return self._row_result(rows[row], progress, prompt_tokens, prefill[row], latency, "batched", len(rows))
+
+        self._generate_rows(rows, job.settings, result)
+        if job.cancelled.is_set():
+            raise StreamCancelled
+
+    def _run_micro_batch(self, jobs: list[_Job]) -> None:
+        """Several people's questions that arrived while the worker was busy, decoded as one batch: each row's
+        times run from when its question reached the engine (the wait included); its steps are shared."""
+        rows = [_Row(job, index, request) for job in jobs for index, request in enumerate(job.requests)]
+
+        def result(row: int, progress: RowProgress, prompt_tokens: int, started: float) -> GenerationResult:
+            waited = started - rows[row].job.arrived
+            first = progress.first_token_at or started
+            finished = progress.finished_at or time.perf_counter()
+            shared = self._row_result(
+                rows[row], progress, prompt_tokens, first - started, finished - started, "micro-batched", len(rows)
+            )
+            return replace(shared, ttft_s=waited + shared.ttft_s, latency_s=waited + shared.latency_s, waited_s=waited)
+
+        self._generate_rows(rows, jobs[0].settings, result)
+
+    def _generate_rows(
+        self,
+        rows: list[_Row],
+        settings: DecodingSettings,
+        result: Callable[[int, RowProgress, int, float], GenerationResult],
+    ) -> None:
+        """One `generate` over every row (mixed adapters), streaming each row's text to its own job; a job
+        that is closed stops its rows, the others go on. `result(row, progress, prompt_tokens, started)`."""
         from peft import PeftModel
 
-        settings = job.settings
-        prefill = [self._prefill_alone(request) for request in job.requests]  # each arm's own prefill time
-        prompts = [self.render_prompt(r.messages) for r in job.requests]
+        requests = [row.request for row in rows]
+        prompts = [self.render_prompt(r.messages) for r in requests]
         batch = self.tokenizer(
             prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
         ).to(self.model.device)
         prompt_tokens = [int(n) for n in batch["attention_mask"].sum(dim=1).tolist()]
         eos_ids = self.eos_ids()
-        rows = len(prompts)
+
+        def emit(event: TokenEvent) -> None:
+            rows[event.row].job.events.put(TokenEvent(rows[event.row].index, event.text))
 
         def finished(row: int) -> None:
-            job.events.put(RowDone(row, self._batched_result(job, streamer, row, prompt_tokens[row], prefill[row])))
+            done = result(row, streamer.rows[row], prompt_tokens[row], streamer.started)
+            rows[row].job.events.put(RowDone(rows[row].index, done))
 
-        streamer = BatchRowStreamer(self.tokenizer, rows, eos_ids, job.events.put, finished)
+        streamer = BatchRowStreamer(self.tokenizer, len(rows), eos_ids, emit, finished)
         kwargs: dict[str, object] = {
             **batch,
             "max_new_tokens": settings.max_new_tokens,
@@ -450,7 +587,7 @@ class Engine:
             "streamer": streamer,
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": sorted(eos_ids),
-            "stopping_criteria": StoppingCriteriaList([_Cancelled(job.cancelled)]),
+            "stopping_criteria": StoppingCriteriaList([_Cancelled([row.job.cancelled for row in rows])]),
         }
         if settings.temperature > 0:
             kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
@@ -458,11 +595,11 @@ class Engine:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         masks: list[Any] = []
         if isinstance(self.model, PeftModel):
-            masks = self._row_masks(job.requests)
+            masks = self._row_masks(requests)
             if not masks:  # several adapters, or LoRA variants a mask cannot gate: peft's mixed batch
                 self.model.base_model.enable_adapter_layers()
                 self._forget_adapter_state()
-                kwargs["adapter_names"] = [self.internal_name(r.adapter) for r in job.requests]
+                kwargs["adapter_names"] = [self.internal_name(r.adapter) for r in requests]
         torch.manual_seed(settings.seed)
         streamer.started = time.perf_counter()
         try:
@@ -470,8 +607,6 @@ class Engine:
         finally:
             for hook in masks:
                 hook.remove()
-        if job.cancelled.is_set():
-            raise StreamCancelled
 
     def _row_masks(self, requests: Sequence[GenerationRequest]) -> list[Any]:
         """With one adapter in the batch, run it on every row and zero its LoRA output on the base rows.
@@ -501,24 +636,30 @@ class Engine:
         self.model(input_ids=ids["input_ids"].to(self.model.device), use_cache=False, logits_to_keep=1)
         return time.perf_counter() - started
 
-    def _batched_result(
-        self, job: _Job, streamer: BatchRowStreamer, index: int, prompt_tokens: int, prefill_s: float
+    def _row_result(
+        self,
+        row: _Row,
+        progress: RowProgress,
+        prompt_tokens: int,
+        prefill_s: float,
+        latency_s: float,
+        timing: str,
+        batch_rows: int,
     ) -> GenerationResult:
-        row = streamer.rows[index]
-        first = row.first_token_at or streamer.started
-        decode_s = max((row.finished_at or time.perf_counter()) - first, 0.0)
-        produced = len(row.token_ids) + (1 if row.finish_reason == "stop" else 0)
+        produced = len(progress.token_ids) + (1 if progress.finish_reason == "stop" else 0)
+        decode_s = latency_s - prefill_s
         return GenerationResult(
-            text=self.tokenizer.decode(row.token_ids, skip_special_tokens=True).strip(),
-            adapter=job.requests[index].adapter,
+            text=self.tokenizer.decode(progress.token_ids, skip_special_tokens=True).strip(),
+            adapter=row.request.adapter,
             prompt_tokens=prompt_tokens,
             completion_tokens=produced,
             prefill_s=prefill_s,
             ttft_s=prefill_s,
-            latency_s=prefill_s + decode_s,
+            latency_s=latency_s,
             tokens_per_s=(produced - 1) / decode_s if produced > 1 and decode_s > 0 else 0.0,
-            finish_reason=row.finish_reason,
-            timing="batched",
+            finish_reason=progress.finish_reason,
+            timing=timing,
+            batch_rows=batch_rows,
         )
 
     # -- choosing a strategy by measurement -----------------------------------------------------
@@ -580,11 +721,13 @@ def _plain_lora(layer: Any, internal: str) -> bool:
 
 
 class _Cancelled(StoppingCriteria):
-    def __init__(self, flag: threading.Event) -> None:
-        self.flag = flag
+    """Ends the rows whose stream was closed (one flag per row); the other rows decode on."""
+
+    def __init__(self, flags: list[threading.Event]) -> None:
+        self.flags = flags
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: object) -> torch.Tensor:
-        return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)
+        return torch.tensor([flag.is_set() for flag in self.flags], dtype=torch.bool, device=input_ids.device)
 
 
 _CANDIDATES = ("interleaved", "batched")  # what `calibrate` weighs; sequential is for exact figures on request
@@ -609,5 +752,11 @@ TIMING_NOTES = {
     "batched": (
         "The answers were decoded in one batch: each approach's retrieval and prefill were timed alone; "
         "its decoding steps were shared with the other panes."
+    ),
+    "micro-batched": (
+        "Other people's questions reached the model while it was answering, so this one joined their next batch: "
+        "each approach's time to first token and total time run from when the question reached the model (its "
+        "wait for the batch included) plus its retrieval; prefill and decoding steps were shared with every row "
+        "of the batch."
     ),
 }

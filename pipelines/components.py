@@ -11,6 +11,7 @@ from haystack import Document, component
 from haystack.dataclasses import ChatMessage, StreamingChunk
 
 from adapters.engine import DecodingSettings, Engine, GenerationRequest, GenerationResult, RowDone
+from adapters.served import RowFailed, ServedEngine
 from pipelines.prompts import plain_messages, to_dicts
 from pipelines.retrieval_modes import RERANK
 
@@ -59,7 +60,7 @@ class EngineGenerator:
     `finish_reason` and `meta["result"]` (its timings and token counts).
     """
 
-    def __init__(self, engine: Engine, decoding: DecodingSettings = DecodingSettings()) -> None:
+    def __init__(self, engine: Engine | ServedEngine, decoding: DecodingSettings = DecodingSettings()) -> None:
         self.engine = engine
         self.decoding = decoding
 
@@ -85,6 +86,8 @@ class EngineGenerator:
         results: dict[str, GenerationResult] = {}
         for event in self.engine.stream(requests, decoding or self.decoding):
             row = rows[event.row]
+            if isinstance(event, RowFailed):  # a served generator's arm that the server refused
+                raise event.error
             if isinstance(event, RowDone):
                 results[row.name] = event.result
                 meta = {"row": row.name, "result": asdict(event.result)}

@@ -22,6 +22,7 @@ from haystack_integrations.components.rankers.sentence_transformers import Sente
 
 from adapters.engine import Engine
 from adapters.errors import UserError
+from adapters.served import ServedEngine
 from pipelines.components import EngineGenerator, StageScores
 from pipelines.embedder import EmbedderInfo
 from pipelines.fast_retrievers import FastRetriever, SessionStores, StoreLookup
@@ -50,7 +51,7 @@ class QuerySetup:
 
     store: DocumentStore
     embedder: EmbedderInfo
-    engine: Engine
+    engine: Engine | ServedEngine
     top_k: int
     sessions: SessionStores
     reranker: SentenceTransformersSimilarityRanker | None
@@ -87,7 +88,7 @@ class QueryPipeline(Pipeline):
 def query_pipeline(
     store: DocumentStore,
     embedder: EmbedderInfo,
-    engine: Engine,
+    engine: Engine | ServedEngine,
     top_k: int = DEFAULT_TOP_K,
     private: StoreLookup = _no_private_store,
     keyword_stats: FastDocumentStore | None = None,

@@ -166,10 +166,21 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--chunks", type=int, help="retrieval: stored chunks (100000); ingest: chunks to index (600)")
     bench.add_argument("--queries", type=int, default=50, help="retrieval only")
     bench.add_argument("--steps", type=int, help="finetune: training steps per side and round (CPU 40, GPU 60)")
-    bench.add_argument("--rounds", type=int, help="rounds, the sides taking turns (finetune 5, compare 3)")
+    bench.add_argument(
+        "--rounds", type=int, help="rounds, the sides taking turns (finetune 5, finetune --gpu 3, compare 3)"
+    )
     bench.add_argument("--gpu", action="store_true", help="finetune: Unsloth against transformers + peft on CUDA")
-    bench.add_argument("--tokens", type=int, help="compare: new tokens per arm (64)")
-    bench.add_argument("--base", help="finetune: base model folder or hub id (CPU: the demo model)")
+    bench.add_argument("--tokens", type=int, help="compare: new tokens per arm (64; with --concurrency 32)")
+    bench.add_argument(
+        "--concurrency",
+        help="compare: users asking at once, e.g. 1,4,16: micro-batching against serving them one at a time",
+    )
+    bench.add_argument(
+        "--base",
+        help="finetune: base model folder or hub id (CPU: the demo model); --gpu also random:llama-1b, "
+        "a randomly initialised model of Llama-3.2-1B's shape",
+    )
+    bench.add_argument("--seq-len", help="finetune --gpu: example lengths in tokens, separated by commas (1024,2048)")
     bench.add_argument("--json", action="store_true")
     return top
 
@@ -208,6 +219,8 @@ def _options(args: argparse.Namespace):
 def _print_comparison(result: dict) -> None:
     model = result["model"]
     print(f"Base model: {model['base']} ({model['source']}); adapter: {model['adapter'] or 'none'}")
+    if model["source"] == "served" and model.get("note"):
+        print(f"Answered by: {model['note']}")  # which server, at which address
     for index, chunk in enumerate(result["chunks"], start=1):
         print(f"  [{index}] {chunk['source']} (score {chunk['score']:.3f})")
     for name, answer in result["answers"].items():
@@ -257,17 +270,18 @@ def _memory_problem(
     from adapters.datasets import token_lengths
     from adapters.training.backends import choose_backend
     from adapters.training.memory import job_estimate
-    from adapters.training.train import preset_settings
+    from adapters.training.train import job_settings
 
-    lora_settings, fit_settings = preset_settings(preset, fit=fit)
     try:
         config = AutoConfig.from_pretrained(str(base.path))
+        chosen = choose_backend(backend, probe=False).name
+        lora_settings, fit_settings, _ = job_settings(preset, None, fit, config, chosen, device or None)
         longest = max(token_lengths(AutoTokenizer.from_pretrained(str(base.path)), examples), default=0)
         peak, free = job_estimate(
             config,
             lora_settings,
             fit_settings,
-            choose_backend(backend, probe=False).name,
+            chosen,
             device or None,
             longest,
         )
@@ -433,11 +447,23 @@ def _bench(args: argparse.Namespace) -> int:
         try:
             if args.gpu:
                 steps = finetune.GPU_DEFAULT_STEPS if args.steps is None else args.steps
-                report = finetune.run_gpu_finetune_bench(steps, args.rounds or 5, args.base)
+                lengths = finetune.parse_seq_lens(args.seq_len)
+                report = finetune.run_gpu_finetune_bench(steps, args.rounds or 3, args.base, lengths)
             else:
                 steps = finetune.DEFAULT_STEPS if args.steps is None else args.steps
                 report = finetune.run_finetune_bench(steps, args.rounds or 5, args.base)
         except (UserError, finetune.BenchUnavailable) as error:
+            _log(f"error: {error}")
+            return 2
+    elif args.target == "compare" and args.concurrency:
+        from playground.bench import concurrency
+        from playground.runtime import start
+
+        try:
+            levels = concurrency.parse_levels(args.concurrency)
+            tokens = args.tokens or concurrency.DEFAULT_TOKENS
+            report = concurrency.run_concurrency_bench(start(Settings()), levels, args.rounds or 3, tokens)
+        except UserError as error:
             _log(f"error: {error}")
             return 2
     elif args.target == "compare":

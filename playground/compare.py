@@ -17,6 +17,8 @@ from typing import Any
 
 from adapters.engine import SIDE_BY_SIDE, TIMING_NOTES, GenerationRequest, RowDone
 from adapters.errors import UserError
+from adapters.served import TIMING_NOTES as SERVED_TIMING_NOTES
+from adapters.served import RowFailed, ServedEngine, served_timing
 from pipelines.indexing import sources_of
 from pipelines.prompts import plain_messages, to_dicts
 from pipelines.rag import run_query
@@ -51,7 +53,9 @@ class CompareOptions:
     workspace: str | None = None  # the asking session's private workspace, retrieved from as well
     rerank: bool = False  # a cross-encoder reorders the fused candidates (when one is loaded)
     adapter: str | None = None  # which LoRA adapter answers in the fine-tuned and hybrid panes; None: the default
-    timing: str | None = None  # how the arms run side by side (see adapters.engine.SIDE_BY_SIDE); None: the engine's
+    # How the arms run side by side (adapters.engine.SIDE_BY_SIDE; a served generator: sequential or at once); None:
+    # the engine's.
+    timing: str | None = None
 
 
 @dataclass
@@ -79,7 +83,12 @@ class Comparison:
 
     @property
     def timing_note(self) -> str:
-        return TIMING_NOTES.get(self.timing, "")
+        note = TIMING_NOTES.get(self.timing) or SERVED_TIMING_NOTES.get(self.timing, "")
+        shared = [a for a in self.answers.values() if a.get("timing") == "micro-batched"]
+        if shared:
+            rows, waited = max(a["batch_rows"] for a in shared), max(a["waited_s"] for a in shared)
+            note += f" Its batch held {rows} rows; it waited {waited:.2f} s for the batch to start."
+        return note
 
     def to_json(self) -> dict[str, Any]:
         answers: dict[str, Any] = {name: self.answers.get(name) for name in ROW_NAMES}
@@ -206,7 +215,16 @@ class CompareService:
         question = check_request(question, options)
         if options.rerank and not self.runtime.reranker.available:
             raise UserError(f"No reranker model is loaded: {self.runtime.reranker.note}.")
+        self._timing(options)  # a served generator refuses the built-in engine's strategies before anything runs
         return question
+
+    def _timing(self, options: CompareOptions) -> str:
+        """How the arms will run: the option asked for, else the engine's way; a server has its own (see
+        adapters.served)."""
+        engine = self.runtime.engine
+        if isinstance(engine, ServedEngine):
+            return served_timing(options.timing)
+        return options.timing or engine.strategy
 
     def _adapter(self, options: CompareOptions, state: Comparison) -> str | None:
         """The adapter the adapter arms use, attached if needed; a failure becomes those arms' error."""
@@ -250,7 +268,7 @@ class CompareService:
         }
         arms = [arm for arm in ROW_NAMES if arm in options.arms]
         state = Comparison(question, self.runtime.model, arms, vars(decoding).copy(), retrieval)
-        state.timing = options.timing or self.runtime.engine.strategy
+        state.timing = self._timing(options)
         adapter = self._adapter(options, state)
         state.model = replace(self.runtime.model, adapter=adapter or options.adapter or self.runtime.model.adapter)
         state.adapters = {arm: (state.model.adapter if ARMS[arm][0] else None) for arm in arms}
@@ -281,9 +299,12 @@ class CompareService:
         """Apply each engine event to the comparison and yield it."""
         for event in events:
             arm = running[event.row]
-            if isinstance(event, RowDone):
+            if isinstance(event, RowFailed):  # a served arm the server refused: its pane says why, the others go on
+                state.errors[arm] = state.texts[arm] = str(event.error)
+            elif isinstance(event, RowDone):
                 state.answers[arm] = self._answer(arm, asdict(event.result), state.retrieval_s)
                 state.texts[arm] = event.result.text
+                state.timing = event.result.timing  # micro-batched when other people's questions joined its batch
             else:
                 state.texts[arm] += event.text
             yield state
@@ -320,4 +341,7 @@ class CompareService:
             "completion_tokens": result["completion_tokens"],
             "finish_reason": result["finish_reason"],
             "timing": result["timing"],
+            "token_counts": result["token_counts"],  # tokenizer, server (its usage report) or none
+            "waited_s": result["waited_s"],  # micro-batched: its wait for the batch (in ttft and total)
+            "batch_rows": result["batch_rows"],  # rows decoded together, other people's included
         }

@@ -89,12 +89,24 @@ class Settings:
     owner_password: str = field(default_factory=lambda: os.environ.get("PLAYGROUND_OWNER_PASSWORD", ""), repr=False)
     # Comparisons (page and API) that may wait for a slot; one more is refused at once with a "try again" estimate.
     queue_size: int = field(default_factory=lambda: _env_int("PLAYGROUND_QUEUE_SIZE", 16))
-    # Comparisons that run at once: the engine generates for one at a time, a second prepares its retrieval.
-    concurrency: int = field(default_factory=lambda: _env_int("PLAYGROUND_CONCURRENCY", 2))
+    # Comparisons that run at once: their retrieval runs side by side, and their generation shares the model's batches
+    # (see batch_rows); more wait in the queue.
+    concurrency: int = field(default_factory=lambda: _env_int("PLAYGROUND_CONCURRENCY", 8))
+    # Rows (arms) one decoding batch may hold: comparisons that wait while the model answers others join its next
+    # batch (micro-batching; greedy ones with the same limits). 1: each comparison runs alone.
+    batch_rows: int = field(default_factory=lambda: _env_int("PLAYGROUND_BATCH_ROWS", 32))
     # Sentence-level support (Compare tab): the cosine a sentence needs to a chunk's or a training answer's sentence
     # (chosen with `python -m playground.bench.support_thresholds`; see the README).
     support_chunk_threshold: float = field(default_factory=lambda: _env_float("PLAYGROUND_SUPPORT_CHUNK", 0.7))
     support_training_threshold: float = field(default_factory=lambda: _env_float("PLAYGROUND_SUPPORT_TRAINING", 0.75))
+    # A served generator instead of the built-in engine: an OpenAI-compatible server's base URL (e.g. vLLM started
+    # with --enable-lora, http://localhost:8000/v1); its base model's name there (empty: the first model it lists that
+    # is not a LoRA adapter) and its API key (vLLM's --api-key).
+    generator_url: str = field(default_factory=lambda: _env("PLAYGROUND_GENERATOR_URL", ""))
+    generator_model: str = field(default_factory=lambda: _env("PLAYGROUND_GENERATOR_MODEL", ""))
+    generator_api_key: str = field(
+        default_factory=lambda: os.environ.get("PLAYGROUND_GENERATOR_API_KEY", "").strip(), repr=False
+    )
 
     rebuild_demo: bool = False  # `prepare --rebuild-demo`: build the demo model anew (and the shipped copy)
 

@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.datasets import LoadedDataset, dataset_stats, load_dataset, write_chat_jsonl
+from adapters.datasets import LoadedDataset, dataset_stats, find_duplicates, load_dataset, write_chat_jsonl
 from adapters.errors import UserError
 from adapters.jobs.manager import JobManager
 from adapters.jobs.run import JobSpec, file_sha256
 from adapters.jobs.view import JobView
 from adapters.registry import AdapterInfo, AdapterRegistry, fits_base, safe_adapter_name
+from adapters.served import ServedEngine
 from adapters.training.backends import AUTO, BACKENDS, BackendChoice, choose_backend, describe
 from adapters.training.common import FitSettings, LoraSettings
 from adapters.training.memory import MemoryEstimate, job_estimate
@@ -93,10 +94,24 @@ class FinetuneService:
     def validate(self, path: Path, max_seq_length: int | None = None) -> Validation:
         loaded = load_dataset(path)
         stats: dict[str, Any] = {"format": loaded.format, "problems": len(loaded.issues)}
-        if loaded.examples:
-            tokenizer = self.runtime.engine.tokenizer
+        tokenizer = self.runtime.engine.tokenizer
+        if loaded.examples and tokenizer is not None:
             stats.update(dataset_stats(loaded.examples, tokenizer, max_seq_length).to_json())
+        elif loaded.examples:  # a served generator without the base model's tokenizer here: no lengths in tokens
+            examples = loaded.examples
+            stats.update(
+                count=len(examples),
+                duplicate_lines=[list(pair) for pair in find_duplicates(examples)],
+                samples=[{"question": e.question, "answer": e.answer, "line": e.line} for e in examples[:3]],
+                tokens_note=f"not measured: {self._no_local_model('tokenizer')}",
+            )
         return Validation(loaded, stats)
+
+    def _no_local_model(self, what: str) -> str:
+        """Why the base model's tokenizer or config is not here (a served generator found none), in one line."""
+        engine = self.runtime.engine
+        why = engine.files_note if isinstance(engine, ServedEngine) else ""
+        return f"the base model's {what} is not available here ({why or 'not found'})"
 
     def build_from_documents(self, origin: str, workspace_id: str | None, limit: int = 200) -> BuildReport:
         """Question–answer pairs from the session's uploads ("mine") or the shared knowledge base ("shared")."""
@@ -208,9 +223,12 @@ class FinetuneService:
             preset, _known(lora or {}, LoraSettings), _known(fit or {}, FitSettings)
         )
         chosen = self.backend(backend).name
+        config = self.runtime.engine.config
+        if config is None:  # a served generator without the base model's config here
+            return None
         try:
             return job_estimate(
-                self.runtime.engine.model.config,
+                config,
                 lora_settings,
                 fit_settings,
                 chosen,
@@ -230,6 +248,8 @@ class FinetuneService:
             found = self.memory_estimate(preset, lora, fit, backend)
         except UserError as error:
             return f"No memory estimate: {error}"
+        if found is None and self.runtime.engine.config is None:
+            return f"No memory estimate: {self._no_local_model('config')}."
         if found is None:
             return "No memory estimate for this model: its config does not name its sizes as Llama's does."
         peak, free = found
@@ -289,12 +309,18 @@ class FinetuneService:
     def adapter_choices(self, caller: Caller = Caller(owner=True)) -> list[str]:
         """What the Compare tab offers: the adapter loaded at start, then the registered ones `caller` may use."""
         names = [self.runtime.model.adapter] if self.runtime.model.adapter else []
+        names += [name for name in self._server_adapters() if name not in names]
         return names + [a.name for a in self.adapters(caller) if a.name not in names]
+
+    def _server_adapters(self) -> tuple[str, ...]:
+        """The adapters a served generator's server was started with: the owner's, so everyone's."""
+        engine = self.runtime.engine
+        return engine.listed if isinstance(engine, ServedEngine) else ()
 
     def ensure_loaded(self, name: str, workspace: str | None = None) -> None:
         """Attach a registered adapter to the engine if it is not yet (a reload of the base model is not needed).
         On a shared server a visitor's adapter answers only in that visitor's browser."""
-        if name == self.runtime.model.adapter:
+        if name == self.runtime.model.adapter or name in self._server_adapters():
             return
         info = self.registry.get(name)
         if info is None or not self.fits(info) or not self.roles.may_use(info, self.roles.caller(workspace)):
@@ -338,6 +364,19 @@ class FinetuneService:
         if not caller.owner and owner != caller.workspace:
             raise UserError("Only the server's owner can cancel a fine-tune launched from another browser.")
         return self.jobs.cancel(view.id)
+
+    def resume(self, caller: Caller = Caller(owner=True)) -> JobView:
+        """Go on with the newest job, cancelled or failed, from its last checkpoint (same data and settings): the
+        owner any, a visitor only one launched from its browser."""
+        view = self.jobs.current()
+        if view is None:
+            raise UserError("No fine-tune has run yet.")
+        if not caller.owner and self.jobs.owner_of(view.id) != caller.workspace:
+            raise UserError("Only the server's owner can resume a fine-tune launched from another browser.")
+        try:
+            return self.jobs.resume(view.id)
+        except ValueError as error:
+            raise UserError(str(error)) from None
 
     def snapshot(self, caller: Caller, since: SnapshotVersion | None = None) -> FinetuneSnapshot | None:
         """What the Fine-tune tab shows `caller`, only the parts changed since `since`; None when nothing changed.
@@ -400,7 +439,10 @@ class FinetuneService:
         if view.adapter:
             info = self.registry.get(view.adapter)
             if info is not None and self.fits(info):
-                self.runtime.engine.load_adapter(info.name, info.path)
+                try:
+                    self.runtime.engine.load_adapter(info.name, info.path)
+                except UserError as error:  # a server that cannot load it: asking for it in Compare says why again
+                    logger.warning("adapter %s is saved but not loaded: %s", info.name, error)
 
 
 def dataset_source(path: Path) -> str:
@@ -603,11 +645,14 @@ def stats_rows(stats: dict[str, Any]) -> list[list[str]]:
     rows = [["Format", stats.get("format") or "not recognised"], ["Problems", str(stats.get("problems", 0))]]
     if "count" not in stats:
         return rows
-    rows += [
-        ["Examples", str(stats["count"])],
-        ["Length per example, mean (chat template included)", f"{stats['avg_tokens']:.1f} tokens"],
-        ["Length per example, longest", f"{stats['max_tokens']} tokens"],
-    ]
+    rows.append(["Examples", str(stats["count"])])
+    if "avg_tokens" in stats:
+        rows += [
+            ["Length per example, mean (chat template included)", f"{stats['avg_tokens']:.1f} tokens"],
+            ["Length per example, longest", f"{stats['max_tokens']} tokens"],
+        ]
+    else:
+        rows.append(["Length per example", stats.get("tokens_note") or "not measured"])
     if stats.get("max_seq_length") is not None and stats.get("over_max_length") is not None:
         over = stats["over_max_length"]
         rows.append([f"Longer than {stats['max_seq_length']} tokens (the max sequence length)", _over(over)])

@@ -19,18 +19,21 @@ def difference(name: str, other: str, answers: Mapping[str, Mapping[str, Any]]) 
     subject, target = LABELS.get(name, name), LABELS.get(other, other)
     delta = float(theirs["latency_s"]) - float(mine["latency_s"])
     speed = f"answered {abs(delta):.1f} s {'faster' if delta > 0 else 'slower'}" if abs(delta) >= 0.05 else ""
+    # A server that sent no usage, with no local tokenizer to count, leaves no token counts to compare.
+    counted = all(answer.get("token_counts") != "none" for answer in (mine, theirs))
+    same = " and used as many tokens" if counted else ""
     mine_tokens, their_tokens = _tokens(mine), _tokens(theirs)
     tokens = ""
-    if their_tokens and mine_tokens != their_tokens:
+    if counted and their_tokens and mine_tokens != their_tokens:
         change = round(100 * abs(their_tokens - mine_tokens) / their_tokens)
         tokens = f"used {change} % {'fewer' if mine_tokens < their_tokens else 'more'} tokens"
     if speed and tokens:
         return f"{subject} {speed} and {tokens} than {target}"
     if speed:
-        return f"{subject} {speed} than {target} and used as many tokens"
+        return f"{subject} {speed} than {target}{same}"
     if tokens:
         return f"{subject} answered as fast as {target} and {tokens}"
-    return f"{subject} answered as fast as {target} and used as many tokens"
+    return f"{subject} answered as fast as {target}{same}"
 
 
 def summary(answers: Mapping[str, Mapping[str, Any]]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from adapters.datasets import ChatExample
 from adapters.engine import DecodingSettings, Engine, GenerationRequest
+from adapters.served import ServedEngine
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
 _WORD = re.compile(r"[A-Za-z0-9']+")
@@ -137,7 +138,9 @@ def usable_question(text: str, passage: Passage) -> str | None:
     return line if passage_words & set(words) else None
 
 
-def model_pairs(engine: Engine, found: Sequence[Passage], limit: int, batch: int = 8) -> tuple[list[QAPair], int]:
+def model_pairs(
+    engine: Engine | ServedEngine, found: Sequence[Passage], limit: int, batch: int = 8
+) -> tuple[list[QAPair], int]:
     """Questions written by the model, one per passage; returns the pairs and how many outputs were unusable."""
     pairs: list[QAPair] = []
     unusable = 0
@@ -170,7 +173,9 @@ class BuildReport:
         return {"note": self.note, "pairs": [asdict(p) for p in self.pairs]}
 
 
-def build_pairs(chunks: Iterable[tuple[str, str]], engine: Engine | None, limit: int = 200) -> BuildReport:
+def build_pairs(
+    chunks: Iterable[tuple[str, str]], engine: Engine | ServedEngine | None, limit: int = 200
+) -> BuildReport:
     """Pairs from the chunks: model-written questions when `engine` is given, templates for the rest."""
     found = passages(chunks)
     if not found:

@@ -17,6 +17,7 @@ from adapters.engine import DecodingSettings, Engine
 from adapters.errors import UserError
 from adapters.registry import AdapterRegistry
 from adapters.resolver import ResolvedModel, resolve_model
+from adapters.served import ServedEngine
 from pipelines.embedder import EmbedderInfo, resolve_embedder
 from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import (
@@ -35,6 +36,7 @@ from pipelines.store import STORE_KINDS, copy_to_qdrant
 from playground.config import SAMPLE_DATA, Settings
 from playground.knowledge_base import add_knowledge_base, knowledge_base_path
 from playground.workspaces import Workspaces
+from playground.zero_gpu import zero_gpu
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ModelInfo:
     base: str
-    source: str  # hub, local or demo
+    source: str  # hub, local, demo, or served (an OpenAI-compatible server answers; `note` names it)
     adapter: str | None
     note: str = ""
     path: str = ""  # the base model's folder (or hub id), what a fine-tune of this base loads
@@ -55,7 +57,7 @@ class ModelInfo:
 @dataclass
 class Runtime:
     settings: Settings
-    engine: Engine
+    engine: Engine | ServedEngine
     embedder: EmbedderInfo
     store: DocumentStore  # the shared knowledge base: ours, or Qdrant's
     pipeline: Pipeline
@@ -112,10 +114,8 @@ def demo_corpus(settings: Settings) -> demo_model.DemoCorpus:
     )
 
 
-def _resolve_base(settings: Settings, timings: dict[str, float]) -> _Base:
-    if settings.demo_size not in demo_model.DEMO_SIZES:
-        sizes = ", ".join(demo_model.DEMO_SIZES)
-        raise UserError(f"PLAYGROUND_DEMO_SIZE is {settings.demo_size!r}; expected one of {sizes}")
+def _index(settings: Settings, timings: dict[str, float]) -> tuple[FastDocumentStore, EmbedderInfo, ChunkSettings]:
+    """The sample (or configured) knowledge base, loaded or indexed with the embedder and chunk size chosen."""
     embedder = resolve_embedder(settings.embedder or None)
     chunking = ChunkSettings(settings.chunk_size or embedder.max_chunk_tokens, settings.chunk_overlap)
     if chunking.size > embedder.max_chunk_tokens:
@@ -129,6 +129,14 @@ def _resolve_base(settings: Settings, timings: dict[str, float]) -> _Base:
     store, built = load_or_index(settings.knowledge_base, settings.home / "indexes", embedder, chunking)
     _timed(timings, "index_build_s" if built else "index_load_s", started)
     logger.info("knowledge base: %d chunks from %s", store.count_documents(), settings.knowledge_base)
+    return store, embedder, chunking
+
+
+def _resolve_base(settings: Settings, timings: dict[str, float]) -> _Base:
+    if settings.demo_size not in demo_model.DEMO_SIZES:
+        sizes = ", ".join(demo_model.DEMO_SIZES)
+        raise UserError(f"PLAYGROUND_DEMO_SIZE is {settings.demo_size!r}; expected one of {sizes}")
+    store, embedder, chunking = _index(settings, timings)
 
     demo_built: list[demo_model.DemoModel] = []
 
@@ -152,22 +160,125 @@ def resolve_base(settings: Settings) -> ResolvedModel:
 
 def start(settings: Settings) -> Runtime:
     _check_store_settings(settings)
+    if settings.generator_url:
+        return _start_served(settings)
+    if settings.batch_rows < 1:
+        raise UserError(f"PLAYGROUND_BATCH_ROWS must be 1 or more, got {settings.batch_rows}")
     timings: dict[str, float] = {}
     resolved = _resolve_base(settings, timings)
     base, store, embedder, chunking = resolved.model, resolved.store, resolved.embedder, resolved.chunking
     # After the demo model is settled: it is built from the sample documents alone.
-    added = add_knowledge_base(settings, store)
-    if added:
-        logger.info("knowledge base: %d more chunks from %s", added, knowledge_base_path(settings))
+    _add_knowledge_base(settings, store)
     started = time.perf_counter()
-    engine = Engine.load(base.path, name=base.name, device=settings.device or None, strategy=settings.side_by_side)
+    engine = Engine.load(
+        base.path,
+        name=base.name,
+        device=settings.device or None,
+        strategy=settings.side_by_side,
+        batch_rows=settings.batch_rows,
+    )
     _timed(timings, "model_load_s", started)
 
     adapter_name = _attach_adapter(engine, settings, base, resolved.demo)
-    if settings.side_by_side == "auto":
+    if settings.side_by_side == "auto" and zero_gpu():
+        # No GPU outside a comparison's call to measure with; batching pays on a GPU (see the README).
+        engine.strategy = "batched"
+    elif settings.side_by_side == "auto":
         started = time.perf_counter()
         _calibrate(engine, store)
         _timed(timings, "side_by_side_calibration_s", started)
+    retrieval = _retrieval(settings, store, embedder, chunking, engine, timings)
+    model = ModelInfo(base.name, base.source, adapter_name, base.note, str(base.path))
+    demo_build = resolved.demo.info if resolved.demo is not None else {}
+    return Runtime(
+        settings,
+        engine,
+        embedder,
+        retrieval.store,
+        retrieval.pipeline,
+        model,
+        retrieval.workspaces,
+        retrieval.reranker,
+        timings,
+        demo_build,
+    )
+
+
+def _start_served(settings: Settings) -> Runtime:
+    """An OpenAI-compatible server answers (PLAYGROUND_GENERATOR_URL): no local model is loaded or calibrated; the
+    knowledge base, embedder, reranker and query pipeline are built as for the built-in engine."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()  # the server first: a wrong URL fails before minutes of indexing
+    engine = ServedEngine.connect(
+        settings.generator_url, settings.generator_model, settings.generator_api_key, base_model=settings.base_model
+    )
+    _timed(timings, "generator_connect_s", started)
+    logger.info("generator: %s %s", engine.name, engine.server.describe())
+    if engine.files_note:
+        logger.warning("no local tokenizer or config for the served model: %s", engine.files_note)
+    if engine.name != settings.base_model:
+        logger.warning(
+            "the server answers with %s; fine-tunes train on PLAYGROUND_BASE_MODEL=%s: name the same model there so "
+            "the adapters trained here fit the server",
+            engine.name,
+            settings.base_model,
+        )
+    adapter = _served_adapter(engine, settings)
+    store, embedder, chunking = _index(settings, timings)
+    _add_knowledge_base(settings, store)
+    retrieval = _retrieval(settings, store, embedder, chunking, engine, timings)
+    model = ModelInfo(engine.name, "served", adapter, engine.server.describe(), settings.base_model)
+    return Runtime(
+        settings,
+        engine,
+        embedder,
+        retrieval.store,
+        retrieval.pipeline,
+        model,
+        retrieval.workspaces,
+        retrieval.reranker,
+        timings,
+    )
+
+
+def _served_adapter(engine: ServedEngine, settings: Settings) -> str | None:
+    """PLAYGROUND_ADAPTER (a model the server lists, or a folder or registered adapter, registered with the server),
+    else the first adapter the server lists."""
+    if settings.adapter and settings.adapter in engine.adapters:
+        return settings.adapter
+    if settings.adapter:
+        path = adapter_folder(settings.adapter, settings.home / "adapters")
+        engine.load_adapter(path.name, path)
+        return path.name
+    if engine.listed:
+        return engine.listed[0]
+    logger.info("the server at %s lists no LoRA adapter: the fine-tuned and hybrid panes stay empty", engine.url)
+    return None
+
+
+def _add_knowledge_base(settings: Settings, store: FastDocumentStore) -> None:
+    added = add_knowledge_base(settings, store)
+    if added:
+        logger.info("knowledge base: %d more chunks from %s", added, knowledge_base_path(settings))
+
+
+@dataclass
+class _Retrieval:
+    store: DocumentStore
+    workspaces: Workspaces
+    reranker: RerankerChoice
+    pipeline: Pipeline
+
+
+def _retrieval(
+    settings: Settings,
+    store: FastDocumentStore,
+    embedder: EmbedderInfo,
+    chunking: ChunkSettings,
+    engine: Engine | ServedEngine,
+    timings: dict[str, float],
+) -> _Retrieval:
+    """The shared store (ours, or a Qdrant copy), the browsers' workspaces, the reranker and the query pipeline."""
     shared: DocumentStore = store
     if settings.document_store == "qdrant":
         started = time.perf_counter()
@@ -190,9 +301,7 @@ def start(settings: Settings) -> Runtime:
     started = time.perf_counter()
     pipeline.warm_up()
     _timed(timings, "pipeline_warm_up_s", started)
-    model = ModelInfo(base.name, base.source, adapter_name, base.note, str(base.path))
-    demo_build = resolved.demo.info if resolved.demo is not None else {}
-    return Runtime(settings, engine, embedder, shared, pipeline, model, workspaces, reranker, timings, demo_build)
+    return _Retrieval(shared, workspaces, reranker, pipeline)
 
 
 def _check_store_settings(settings: Settings) -> None:

@@ -62,6 +62,16 @@ def service(runtime: Runtime) -> CompareService:
     return CompareService(runtime)
 
 
+@pytest.fixture
+def fake_openai():
+    """An OpenAI-compatible server speaking as vLLM does (tests/fake_openai_server.py), on a random local port."""
+    from fake_openai_server import FakeOpenAIServer
+
+    server = FakeOpenAIServer().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def run_cli():
     """`python -m playground ARGS` on the session's tiny demo model (pass the session's home: it starts in seconds)."""

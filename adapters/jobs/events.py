@@ -83,6 +83,16 @@ class BackendChosen(JobEvent, kind="backend"):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Phase(JobEvent, kind="phase"):
+    """What the job is doing before its first step, in words for its card (loading a model, compiling kernels)."""
+
+    text: str = ""
+
+    def apply(self, view: JobView) -> None:
+        view.phase = self.text
+
+
+@dataclass(frozen=True, kw_only=True)
 class Step(JobEvent, kind="step"):
     step: int = 0
     total_steps: int = 0
@@ -93,6 +103,7 @@ class Step(JobEvent, kind="step"):
     eta_s: float | None = None
 
     def apply(self, view: JobView) -> None:
+        view.phase = ""
         view.step, view.total_steps = self.step, self.total_steps
         view.loss, view.learning_rate = self.loss, self.learning_rate
         view.tokens_per_s, view.eta_s, view.elapsed_s = self.tokens_per_s, self.eta_s, self.elapsed_s
@@ -109,6 +120,17 @@ class Eval(JobEvent, kind="eval"):
         if self.eval_loss is not None:
             view.eval_loss = self.eval_loss
             view.eval_losses.append((self.step, self.eval_loss))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpoint(JobEvent, kind="checkpoint"):
+    """Training state saved (adapter, optimizer, scheduler, random state): a cancelled or failed job resumes here."""
+
+    step: int = 0
+    path: str = ""
+
+    def apply(self, view: JobView) -> None:
+        view.checkpoint_step = self.step
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from filelock import FileLock, Timeout
 from adapters.files import atomic_write_json
 from adapters.jobs.events import Done, JobEvent, Orphaned, last_done, parse_event
 from adapters.jobs.process import PID, JobProcess, process_alive, read_pid, read_process, record_process
-from adapters.jobs.run import CANCEL, EVENTS, SPEC, JobSpec, read_events, run_job
+from adapters.jobs.run import CANCEL, EVENTS, SPEC, JobSpec, last_checkpoint, read_events, run_job
 from adapters.jobs.view import JobView, job_view
 from adapters.registry import AdapterRegistry, safe_adapter_name
 from adapters.resolver import ResolvedModel
@@ -120,6 +121,19 @@ class JobManager:
                 return f"{view.name} was taken off the queue."
             (self.root / job_id / CANCEL).touch()
             return f"{view.name} stops after its current step and saves the adapter as incomplete."
+
+    def resume(self, job_id: str) -> JobView:
+        """A new job that goes on from a cancelled or failed job's last checkpoint, with its data and settings;
+        ValueError, in words, when there is nothing to resume."""
+        view = self.view(job_id)
+        if view.state not in ("cancelled", "failed"):
+            raise ValueError(f"{view.name} is {view.state}: only a cancelled or failed fine-tune can be resumed")
+        if last_checkpoint(self.root / job_id) is None:
+            raise ValueError(f"{view.name} stopped before its first checkpoint: launch it again instead")
+        spec = JobSpec.read(self.root / job_id)
+        return self.submit(
+            replace(spec, id="", resume_from=job_id, created=datetime.now(UTC).isoformat(timespec="seconds"))
+        )
 
     def view(self, job_id: str) -> JobView:
         if job_id in self._ended:  # an ended job never changes

@@ -13,6 +13,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -25,17 +26,20 @@ from typing import Any
 from adapters.files import atomic_write_json
 from adapters.jobs.events import (
     BackendChosen,
+    Checkpoint,
     DatasetRead,
     Done,
     Forgetting,
     JobEvent,
     Orphaned,
+    Phase,
     StateChanged,
     parse_lines,
 )
 
-SPEC, EVENTS, CANCEL = "spec.json", "events.jsonl", "cancel"
+SPEC, EVENTS, CANCEL, CHECKPOINTS = "spec.json", "events.jsonl", "cancel", "checkpoints"
 FINAL_STATES = ("completed", "cancelled", "failed")
+PREPARING_UNSLOTH = "preparing Unsloth kernels, about a minute on first use"
 
 
 @dataclass
@@ -56,6 +60,7 @@ class JobSpec:
     owner: str = ""  # on a shared server, the workspace that launched it ("" : the server's owner)
     general_set: str = ""  # folder of the forgetting check's general text and questions; "": no check
     source: str = ""  # where the data came from, in words, for the job's card and the registry; "": not said
+    resume_from: str = ""  # the id of a cancelled or failed job whose last checkpoint this one goes on from
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @classmethod
@@ -124,8 +129,8 @@ def run_job(job_dir: Path, echo: Callable[[JobEvent], None] | None = None) -> Do
 def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
     from adapters.datasets import load_dataset, split_holdout
     from adapters.registry import AdapterInfo, AdapterRegistry
-    from adapters.training.backends import choose_backend
-    from adapters.training.train import TrainSpec, preset_settings, train
+    from adapters.training.backends import choose_backend, unsloth_may_run
+    from adapters.training.train import TrainSpec, job_settings, train
 
     data_path = Path(spec.dataset)
     loaded = load_dataset(data_path, spec.dataset_format)
@@ -143,18 +148,25 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
         source=spec.source or None,
     )
     log(dataset)
+    if unsloth_may_run(spec.backend):  # choosing it imports it: about a minute in a fresh process
+        log(Phase(text=PREPARING_UNSLOTH))
     backend = choose_backend(spec.backend)
-    log(BackendChosen(name=backend.name, reason=backend.reason))
-    lora, fit = preset_settings(spec.preset, spec.lora, spec.fit)
+    config = _config(spec.base_model)
+    lora, fit, sized = job_settings(spec.preset, spec.lora, spec.fit, config, backend.name, spec.device)
+    log(BackendChosen(name=backend.name, reason="; ".join(filter(None, (backend.reason, sized)))))
     registry = AdapterRegistry(Path(spec.adapters_dir))
     cancel = job_dir / CANCEL
+    resume = None
+    if spec.resume_from:
+        try:
+            resume = resume_point(job_dir.parent / spec.resume_from, dataset.sha256)
+        except ValueError as error:
+            return Done.failed(str(error))
+        log(Phase(text=f"going on from {resume.name} of job {spec.resume_from}"))
     with registry.staging(spec.name) as staged:
-        result = train(
-            TrainSpec(spec.base_model, train_set, eval_set, lora, fit, staged, spec.device),
-            backend,
-            on_event=log,
-            should_stop=cancel.exists,
-        )
+        train_spec = TrainSpec(spec.base_model, train_set, eval_set, lora, fit, staged, spec.device)
+        train_spec.checkpoint_dir, train_spec.resume_from = job_dir / CHECKPOINTS, resume
+        result = train(train_spec, backend, on_event=log, should_stop=cancel.exists)
         cancelled = result.status == "cancelled"
         forgetting = {} if cancelled or not spec.general_set else _check_forgetting(spec, staged, log)
         info = AdapterInfo(
@@ -162,7 +174,12 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
             base_model=spec.base_name,
             status="incomplete" if cancelled else "complete",
             dataset={k: v for k, v in dataset.to_json().items() if k != "type"},
-            settings={"preset": spec.preset, "lora": asdict(lora), "fit": asdict(fit)},
+            settings={
+                "preset": spec.preset,
+                "lora": asdict(lora),
+                "fit": asdict(fit),
+                **({"resumed_from": spec.resume_from} if spec.resume_from else {}),
+            },
             backend=backend.name,
             duration_s=round(result.seconds, 2),
             steps=result.steps,
@@ -174,6 +191,8 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
             forgetting=forgetting,
         )
         info = registry.commit(staged, info)
+    if not cancelled:  # checkpoints are for resuming; a finished job needs none
+        shutil.rmtree(job_dir / CHECKPOINTS, ignore_errors=True)
     return Done(
         state="cancelled" if cancelled else "completed",
         adapter=info.name,
@@ -185,6 +204,37 @@ def _train(spec: JobSpec, job_dir: Path, log: EventLog) -> Done:
         eval_loss=result.eval_loss,
         tokens_per_s=result.tokens_per_s,
     )
+
+
+def last_checkpoint(job_dir: Path) -> tuple[int, Path] | None:
+    """The step and folder of a job's last checkpoint still on disk, or None."""
+    found = [e for e in read_events(job_dir) if isinstance(e, Checkpoint) and Path(e.path).is_dir()]
+    return (found[-1].step, Path(found[-1].path)) if found else None
+
+
+def resume_point(job_dir: Path, sha256: str) -> Path:
+    """The checkpoint a new job resumes `job_dir`'s job from; ValueError, in words, when it cannot."""
+    last = last_checkpoint(job_dir)
+    if last is None:
+        raise ValueError(f"job {job_dir.name} left no checkpoint to resume from")
+    read = next((e for e in read_events(job_dir) if isinstance(e, DatasetRead)), None)
+    if read is None or read.sha256 != sha256:
+        raise ValueError(
+            f"the dataset changed since job {job_dir.name} ran (its checkpoint learnt from other examples): "
+            "launch a new fine-tune instead"
+        )
+    return last[1]
+
+
+def _config(base_model: str) -> Any:
+    """The base model's config (its sizes, to size the quick preset for a GPU); None when it cannot be read here,
+    and the model's own loading then says why."""
+    try:
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(base_model)
+    except (OSError, ValueError):
+        return None
 
 
 def _check_forgetting(spec: JobSpec, adapter: Path, log: EventLog) -> dict[str, Any]:

@@ -25,6 +25,9 @@ class JobView:
     elapsed_s: float | None = None
     backend: str = ""
     backend_reason: str = ""
+    checkpoint_step: int | None = None  # the last checkpoint's step: a cancelled or failed job resumes from it
+    resumed_from: str = ""  # the job this one goes on from
+    phase: str = ""  # what it does before its first step (loading, preparing kernels); "" once steps run
     dataset: DatasetRead | None = None
     adapter: str = ""
     error: str = ""
@@ -43,7 +46,7 @@ class JobView:
 
 
 def job_view(job_dir: Path, spec: JobSpec, final: Done | None) -> JobView:
-    view = JobView(spec.id, spec.name, "queued", spec.created)
+    view = JobView(spec.id, spec.name, "queued", spec.created, resumed_from=spec.resume_from)
     for event in read_events(job_dir):
         event.apply(view)
     if final is not None:  # what the app concluded when the process ended (it may have died without a word)

@@ -157,6 +157,12 @@ def choose_backend(prefer: str = AUTO, probe: bool = True) -> BackendChoice:
     raise BackendUnavailable(f"no training backend can run here: {'; '.join(skipped)}")
 
 
+def unsloth_may_run(prefer: str) -> bool:
+    """Whether a job asking for `prefer` may train with Unsloth (a CUDA GPU, the package installed), so that
+    choosing its backend imports Unsloth: it patches transformers and compiles kernels, about a minute."""
+    return prefer in (AUTO, UnslothBackend.name) and BACKENDS[UnslothBackend.name].problem(probe=False) is None
+
+
 def describe(prefer: str, probe: bool = False) -> str:
     """One line for the page about a choice: what "auto" picks and why, or whether a named backend can run."""
     if prefer == AUTO:

@@ -54,6 +54,8 @@ class FitSettings:
     max_seconds: float | None = None  # a safety cap; training stops after the step that crosses it
     context_loss_weight: float = 0.0  # >0 also trains on prompt tokens (pretraining, not fine-tuning)
     eval_every: int = 20  # steps between evaluations on the held-out examples (0: only at the end)
+    # steps between checkpoints a cancelled or failed job resumes from (0: only when cancelled); jobs only
+    checkpoint_every: int = 50
 
 
 def _collate(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, torch.Tensor]:

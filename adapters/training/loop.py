@@ -21,7 +21,7 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from adapters.datasets import IGNORE_INDEX
-from adapters.jobs.events import Eval, JobEvent, Step
+from adapters.jobs.events import Checkpoint, Eval, JobEvent, Step
 from adapters.training.common import FitSettings, TokenizedExample, _collate
 
 LossFn = Callable[[Any, dict[str, torch.Tensor]], torch.Tensor]
@@ -72,7 +72,12 @@ class AnswerTrainer(Trainer):
         return (loss, {}) if return_outputs else loss
 
 
-def training_arguments(fit: FitSettings, steps: int, output_dir: Path, device: torch.device, bf16: bool):
+def training_arguments(
+    fit: FitSettings, steps: int, output_dir: Path, device: torch.device, bf16: bool, checkpoints: bool = False
+):
+    """`checkpoints`: save the adapter with its optimizer, scheduler and random state into `output_dir` every
+    `fit.checkpoint_every` steps (only the last one is kept), so that a job can resume."""
+    every = fit.checkpoint_every if checkpoints and fit.checkpoint_every else 0
     return TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=fit.batch_size,
@@ -93,7 +98,9 @@ def training_arguments(fit: FitSettings, steps: int, output_dir: Path, device: t
         remove_unused_columns=False,  # items are (ids, labels) pairs, collated by us
         dataloader_num_workers=0,
         dataloader_pin_memory=device.type == "cuda",
-        save_strategy="no",
+        save_strategy="steps" if every else "no",
+        save_steps=every or 500,
+        save_total_limit=1,
         eval_strategy="no",
         logging_strategy="no",
         report_to=[],
@@ -109,11 +116,13 @@ def build_trainer(
     loss_fn: LossFn,
     output_dir: Path,
     bf16: bool,
+    checkpoints: bool = False,
 ) -> AnswerTrainer:
+    """`output_dir`: where checkpoints go when `checkpoints` is on (the adapter itself is saved by the caller)."""
     steps = total_steps(len(examples), fit)
     return AnswerTrainer(
         model=model,
-        args=training_arguments(fit, steps, output_dir, model.device, bf16),
+        args=training_arguments(fit, steps, output_dir, model.device, bf16, checkpoints),
         train_dataset=_Examples(examples),
         data_collator=lambda items: _collate(items, pad_id),
         loss_fn=loss_fn,
@@ -172,9 +181,11 @@ class EventCallback(TrainerCallback):
         self.eval_seconds = 0.0
         self.last_eval_step = -1
         self.smoothed: float | None = None
+        self.first_step = 0  # a resumed run starts past 0: rates and the ETA count only this run's steps
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.started = time.perf_counter()
+        self.first_step = state.global_step
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         trainer, report = self.trainer, self.report
@@ -192,7 +203,7 @@ class EventCallback(TrainerCallback):
                 learning_rate=trainer.step_lr,
                 tokens_per_s=report.tokens / report.seconds if report.seconds > 0 else 0.0,
                 elapsed_s=elapsed,
-                eta_s=elapsed / step * (report.total_steps - step),
+                eta_s=elapsed / max(step - self.first_step, 1) * (report.total_steps - step),
             )
         )
         if self.fit.eval_every and step % self.fit.eval_every == 0 and step < report.total_steps:
@@ -200,8 +211,13 @@ class EventCallback(TrainerCallback):
         if step < report.total_steps and self.should_stop():
             report.status = "cancelled"
             control.should_training_stop = True
+            control.should_save = args.save_strategy != "no"  # a checkpoint where it stopped, to resume from
         elif self.fit.max_seconds is not None and elapsed > self.fit.max_seconds:
             control.should_training_stop = True
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        self.on_event(Checkpoint(step=state.global_step, path=str(folder)))
 
     def run_eval(self, step: int) -> None:
         if not self.eval_set or step == self.last_eval_step:
@@ -221,12 +237,14 @@ def run_loop(
     pad_id: int,
     on_event: Callable[[JobEvent], None],
     should_stop: Callable[[], bool],
+    resume_from: Path | None = None,
 ) -> LoopReport:
-    """Train to the end (or until `should_stop()`), then evaluate once more unless cancelled."""
+    """Train to the end (or until `should_stop()`), then evaluate once more unless cancelled. `resume_from`: a
+    checkpoint folder; training goes on from its step with its optimizer, scheduler and random state."""
     batches = eval_batches(eval_examples, fit.batch_size, pad_id)
     events = EventCallback(trainer, fit, batches, on_event, should_stop)
     trainer.add_callback(events)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     report = events.report
     # A cancel should end quickly: the adapter keeps the last evaluation's loss.
     if report.status == "completed" and report.steps:

@@ -21,7 +21,7 @@ workspace here (the one figure taken from the measurement rather than counted), 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from adapters.training.common import FitSettings, LoraSettings
@@ -32,6 +32,9 @@ MLP_BYTES = 8  # per MLP unit, layer and token, 16-bit
 LOGIT_BYTES = 10  # per vocabulary entry and token
 ADAPTER_STATE_BYTES = 16  # per trainable parameter: fp32 weight, gradient, two Adam moments
 UNSLOTH_WORKSPACE_BYTES = 2.4 * 1024**3  # measured: see the module's docstring
+# The quick preset on a GPU: sequences this long, and the largest of these batches whose estimate fits.
+GPU_QUICK_LENGTH = 1024
+GPU_QUICK_BATCHES = (32, 16, 8)
 HEADROOM = 0.92  # share of the free memory a job may plan to use: the allocator's fragmentation and the CUDA context
 
 
@@ -153,6 +156,37 @@ def job_estimate(
     length = min(fit.max_seq_length, longest) if longest else fit.max_seq_length
     shape = ModelShape.from_config(config)
     return estimate(shape, lora.rank, tuple(lora.target_modules), fit.batch_size, length, backend, gpu), free
+
+
+@dataclass(frozen=True)
+class Sized:
+    fit: FitSettings
+    note: str  # for the job's card: what was chosen and why; "" when nothing changed
+
+
+def sized_for_gpu(
+    config: Any, lora: LoraSettings, fit: FitSettings, backend: str, device: str | None, kept: Mapping[str, Any]
+) -> Sized:
+    """The quick preset on a GPU: it is sized for the CPU (short sequences, small batches), which leaves a GPU
+    mostly idle, so on a GPU its sequences grow to GPU_QUICK_LENGTH tokens and its batch to the largest of
+    GPU_QUICK_BATCHES that the estimate fits into the free memory. Settings the user chose (`kept`) stay; on a CPU,
+    or when no larger batch fits, nothing changes."""
+    free, gpu = free_memory_gib(device)
+    if not gpu or {"batch_size", "max_seq_length"} <= set(kept):
+        return Sized(fit, "")
+    shape = ModelShape.from_config(config)
+    length = fit.max_seq_length if "max_seq_length" in kept else max(fit.max_seq_length, GPU_QUICK_LENGTH)
+    batches = (fit.batch_size,) if "batch_size" in kept else GPU_QUICK_BATCHES
+    for batch in batches:
+        found = estimate(shape, lora.rank, tuple(lora.target_modules), batch, length, backend, gpu=True)
+        if batch >= fit.batch_size and found.problem(free) is None:
+            sized = replace(fit, batch_size=batch, max_seq_length=length)
+            note = (
+                f"the quick preset sized for this GPU: batches of {batch}, sequences up to {length} tokens "
+                f"({found.total_gib:.1f} GiB of {free:.1f} GiB free)"
+            )
+            return Sized(sized, note if sized != fit else "")
+    return Sized(fit, "")
 
 
 def free_memory_gib(device: str | None) -> tuple[float, bool]:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from adapters.datasets import ChatExample
 from adapters.errors import UserError
-from adapters.jobs.events import JobEvent, Saved
+from adapters.jobs.events import JobEvent, Phase, Saved
 from adapters.training.backends import BACKENDS, BackendChoice
 from adapters.training.common import FitSettings, LoraSettings, tokenize_examples, use_bf16
 
@@ -30,7 +30,8 @@ DEFAULT = (
     LoraSettings(),
     FitSettings(learning_rate=2e-4, epochs=3.0, batch_size=8, max_seq_length=512, eval_every=50),
 )
-PRESETS: dict[str, tuple[LoraSettings, FitSettings]] = {"quick demo": QUICK_DEMO, "default": DEFAULT}
+QUICK_DEMO_NAME = "quick demo"
+PRESETS: dict[str, tuple[LoraSettings, FitSettings]] = {QUICK_DEMO_NAME: QUICK_DEMO, "default": DEFAULT}
 
 
 def preset_settings(
@@ -43,6 +44,29 @@ def preset_settings(
     return replace(lora_defaults, **tuples), replace(fit_defaults, **(fit or {}))
 
 
+def job_settings(
+    preset: str,
+    lora: dict[str, Any] | None,
+    fit: dict[str, Any] | None,
+    config: Any,
+    backend: str,
+    device: str | None,
+) -> tuple[LoraSettings, FitSettings, str]:
+    """The settings a job trains with: the preset's with the user's overrides, and on a GPU the quick preset
+    sized for the device (`adapters.training.memory.sized_for_gpu`), with a note saying so ("" when unchanged).
+    `config`: the base model's config (None: not sized)."""
+    from adapters.training.memory import sized_for_gpu
+
+    lora_settings, fit_settings = preset_settings(preset, lora, fit)
+    if preset != QUICK_DEMO_NAME or config is None:
+        return lora_settings, fit_settings, ""
+    try:
+        sized = sized_for_gpu(config, lora_settings, fit_settings, backend, device, fit or {})
+    except (AttributeError, TypeError, ValueError):  # a config that does not name its sizes as Llama's does
+        return lora_settings, fit_settings, ""
+    return lora_settings, sized.fit, sized.note
+
+
 @dataclass
 class TrainSpec:
     base_model: str  # folder or hub id
@@ -52,6 +76,8 @@ class TrainSpec:
     fit: FitSettings
     output_dir: Path
     device: str | None = None  # None: CUDA when available, else the CPU
+    checkpoint_dir: Path | None = None  # where checkpoints go (a job's folder); None: no checkpoints
+    resume_from: Path | None = None  # a checkpoint of an earlier run of the same job to go on from
 
 
 @dataclass(frozen=True)
@@ -83,13 +109,18 @@ def train(
         raise UserError("no training examples")
     started = time.perf_counter()
     runner = BACKENDS[backend.name]
+    on_event(Phase(text=f"loading {spec.base_model} with {runner.label}"))
     model, tokenizer = runner.load(spec)
+    if backend.name == "unsloth":
+        on_event(Phase(text="Unsloth compiles its kernels on the first step"))
     pad_id = tokenizer.pad_token_id
     examples = tokenize_examples(tokenizer, spec.train, spec.fit.max_seq_length)
     held_out = tokenize_examples(tokenizer, spec.eval, spec.fit.max_seq_length)
     output_dir = Path(spec.output_dir)
-    trainer = build_trainer(model, examples, spec.fit, pad_id, runner.loss, output_dir, use_bf16(model.device))
-    report = run_loop(trainer, spec.fit, held_out, pad_id, on_event, should_stop)
+    checkpoints = spec.checkpoint_dir is not None
+    where = spec.checkpoint_dir or output_dir
+    trainer = build_trainer(model, examples, spec.fit, pad_id, runner.loss, where, use_bf16(model.device), checkpoints)
+    report = run_loop(trainer, spec.fit, held_out, pad_id, on_event, should_stop, spec.resume_from)
     save_adapter(model, tokenizer, output_dir, spec, backend)
     on_event(Saved(path=str(output_dir)))
     return TrainResult(

@@ -40,7 +40,7 @@ from playground.config import PROJECT_ROOT, SAMPLE_DATA, Settings
 TARGET_RATIO = 1.0
 GPU_TARGET_RATIO = 1.8
 DEFAULT_STEPS = 40  # per side and round; the CPU bench takes under a minute on an idle machine
-GPU_DEFAULT_STEPS = 60
+GPU_DEFAULT_STEPS = 30  # per side and round, after 2 warm-up steps; at ~2048 tokens, about 0.5 M tokens
 DEFAULT_ROUNDS = 5
 WARM_UP_STEPS = 2
 DATA = SAMPLE_DATA / "finetune" / "train.jsonl"
@@ -226,11 +226,52 @@ def run_finetune_bench(
 
 # -- the GPU bench: each side in its own process -----------------------------------------------------------------
 
+GPU_SEQ_LENS = (1024, 2048)
+GPU_BATCH_SIZE = 8
+GPU_MEMORY_TARGET = 0.3  # Unsloth's peak GPU memory / transformers + peft's at the longest length; at most
+# Dense bf16 tensor-core peaks (NVIDIA's data sheets, SXM parts), for model FLOPs utilisation; others: not computed
+PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
+GIB = 1024**3
 
-def _side_in_process(side: str, settings: BenchSettings, steps: int) -> float:
-    """Runs `python -m playground.bench.finetune SIDE ...` (warm-up and one timed pass); its seconds."""
-    request = {"side": side, "base_model": settings.base_model, "lora": asdict(settings.lora), "steps": steps}
-    request["fit"] = asdict(settings.fit)
+
+def long_examples(tokenizer: Any, count: int, length: int, seed: int) -> list[ChatExample]:
+    """`count` examples of about `length` tokens each: a sample question answered by sample answers joined until
+    the conversation is that long (trained on the answer, as every example is). Short examples measure a step's
+    fixed overhead, not the kernels (43-token examples gave Unsloth 1.375× where ~2048 gave 1.84×)."""
+    pool = bench_examples(max(count, 64), seed)
+    examples, at = [], 0
+    for _ in range(count):
+        question = pool[at % len(pool)].messages[0]
+        answers: list[str] = []
+        while True:
+            answers.append(pool[at % len(pool)].messages[-1]["content"])
+            at += 1
+            messages = (question, {"role": "assistant", "content": "\n\n".join(answers)})
+            rendered = tokenizer.apply_chat_template(list(messages), tokenize=False)
+            if len(tokenizer(rendered, add_special_tokens=False)["input_ids"]) >= length:
+                break
+        examples.append(ChatExample(messages=messages))
+    return examples
+
+
+def model_flops_per_token(parameters: int, trainable: int, layers: int, hidden: int, length: int) -> float:
+    """Training FLOPs per token: forward 2N, backward 2N through the activations plus 2 per trainable weight (a
+    frozen weight gets no gradient), and causal attention's score and value products, 6·layers·hidden·length
+    forward and backward. Recomputation by gradient checkpointing is not counted (it is not useful work)."""
+    return 4 * parameters + 2 * trainable + 6 * layers * hidden * length
+
+
+def _side_in_process(side: str, settings: BenchSettings, steps: int, length: int) -> dict[str, float]:
+    """Runs `python -m playground.bench.finetune REQUEST` (warm-up and one timed pass); its figures."""
+    request = {
+        "side": side,
+        "base_model": settings.base_model,
+        "lora": asdict(settings.lora),
+        "fit": asdict(settings.fit),
+        "steps": steps,
+        "length": length,
+        "device": settings.device,
+    }
     done = subprocess.run(
         [sys.executable, "-m", "playground.bench.finetune", json.dumps(request)],
         stdout=subprocess.PIPE,
@@ -238,42 +279,197 @@ def _side_in_process(side: str, settings: BenchSettings, steps: int) -> float:
         check=True,
         text=True,
     )
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def random_base(folder: Path, shape: dict[str, Any]) -> str:
+    """A randomly initialised Llama of `shape` (its config.json's sizes) with the demo model's tokenizer: a model
+    of realistic size for the throughput bench where no weights can be downloaded (speed does not depend on them)."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(_demo_base(Settings()))
+    config = LlamaConfig(**shape, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    with torch.device("cpu"):
+        LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+# config.json sizes of public models, for `--base random:NAME`
+SHAPES = {
+    "llama-1b": {
+        "hidden_size": 2048,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+        "tie_word_embeddings": True,
+    },
+}
+
+
+def parse_seq_lens(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return GPU_SEQ_LENS
+    try:
+        lengths = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"--seq-len takes token counts separated by commas (e.g. 1024,2048), got {text!r}") from None
+    if not lengths or any(not 64 <= length <= 32768 for length in lengths):
+        raise UserError(f"--seq-len: each length must be between 64 and 32768 tokens, got {text!r}")
+    return lengths
 
 
 def run_gpu_finetune_bench(
-    steps: int = GPU_DEFAULT_STEPS, rounds: int = DEFAULT_ROUNDS, base_model: str | None = None
+    steps: int = GPU_DEFAULT_STEPS,
+    rounds: int = 3,
+    base_model: str | None = None,
+    seq_lens: tuple[int, ...] = GPU_SEQ_LENS,
 ) -> dict[str, Any]:
-    """Unsloth against transformers + peft on a CUDA GPU, each side in a fresh process every round."""
+    """Unsloth against transformers + peft on a CUDA GPU at each sequence length, each side in a fresh process
+    every round (importing Unsloth patches transformers for the whole process), the sides taking turns."""
     problem = BACKENDS["unsloth"].problem()
     if problem is not None:
         raise BenchUnavailable(f"bench finetune --gpu needs a CUDA GPU with unsloth installed: {problem}")
-    lora, fit = QUICK_DEMO
+    with tempfile.TemporaryDirectory() as scratch:
+        base = _gpu_base(base_model, Path(scratch))
+        by_length = {length: _gpu_length(base, steps, rounds, length) for length in seq_lens}
+    return _gpu_report(base_model or base, by_length, steps, rounds)
+
+
+def _gpu_base(base_model: str | None, scratch: Path) -> str:
     base = base_model or Settings().base_model
     if base in ("", "demo"):
-        base = _demo_base(Settings())
+        return _demo_base(Settings())
+    if base.startswith("random:"):
+        shape = SHAPES.get(base.removeprefix("random:"))
+        if shape is None:
+            raise UserError(f"--base {base}: known shapes are {', '.join('random:' + n for n in SHAPES)}")
+        return random_base(scratch / "random-base", shape)
+    return base
+
+
+def _gpu_length(base: str, steps: int, rounds: int, length: int) -> dict[str, Any]:
+    lora, fit = QUICK_DEMO
     # Dropout 0 on both sides: Unsloth's fast LoRA kernels need it.
-    settings = BenchSettings(base, replace(lora, dropout=0.0), replace(fit, eval_every=0, max_seq_length=512), "cuda")
+    fit = replace(fit, eval_every=0, max_seq_length=length, batch_size=GPU_BATCH_SIZE, checkpoint_every=0)
+    settings = BenchSettings(base, replace(lora, dropout=0.0), fit, "cuda")
+    sides = ("unsloth", "transformers")
+    figures: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    for index in range(rounds):
+        for side in sides if index % 2 == 0 else sides[::-1]:
+            figures[side].append(_side_in_process(side, settings, steps, length))
+    return {"settings": settings, "figures": figures}
 
-    sides = {name: partial(_side_in_process, name, settings, steps) for name in ("unsloth", "transformers")}
-    seconds = _alternate(sides, rounds)
-    examples = bench_examples(steps * settings.fit.batch_size, fit.seed)
-    tokens = real_tokens(base, examples, settings.fit.max_seq_length)
-    return _report(("unsloth", "transformers"), tokens, seconds, settings, steps, GPU_TARGET_RATIO)
+
+def _gpu_report(base: str, by_length: dict[int, dict[str, Any]], steps: int, rounds: int) -> dict[str, Any]:
+    import transformers
+
+    lengths: dict[str, Any] = {}
+    for length, found in by_length.items():
+        figures = found["figures"]
+        rate = {side: statistics.median(f["tokens"] / f["seconds"] for f in runs) for side, runs in figures.items()}
+        peak = {side: max(f["peak_gib"] for f in runs) for side, runs in figures.items()}
+        mfu = {side: _median_or_none([f["mfu"] for f in runs]) for side, runs in figures.items()}
+        lengths[str(length)] = {
+            "tokens_per_s": {side: round(value, 1) for side, value in rate.items()},
+            "ratio": round(rate["unsloth"] / rate["transformers"], 3),
+            "round_ratios": [
+                round((u["tokens"] / u["seconds"]) / (t["tokens"] / t["seconds"]), 3)
+                for u, t in zip(figures["unsloth"], figures["transformers"], strict=True)
+            ],
+            "peak_gpu_gib": {side: round(value, 2) for side, value in peak.items()},
+            "memory_ratio": round(peak["unsloth"] / peak["transformers"], 3),
+            "mfu": {side: None if value is None else round(value, 3) for side, value in mfu.items()},
+            "mean_tokens_per_example": round(figures["unsloth"][0]["tokens"] / (steps * GPU_BATCH_SIZE), 1),
+        }
+    longest = lengths[str(max(by_length))]
+    first = next(iter(by_length.values()))
+    side = first["figures"]["unsloth"][0]
+    return {
+        "ratio_at_longest": longest["ratio"],
+        "target_ratio": GPU_TARGET_RATIO,
+        "meets_target": longest["ratio"] >= GPU_TARGET_RATIO,
+        "memory_ratio_at_longest": longest["memory_ratio"],
+        "target_memory_ratio": GPU_MEMORY_TARGET,
+        "meets_memory_target": longest["memory_ratio"] <= GPU_MEMORY_TARGET,
+        "by_seq_len": lengths,
+        "settings": {
+            "base_model": base,
+            "parameters": side["parameters"],
+            "steps": steps,
+            "rounds": rounds,
+            "batch_size": GPU_BATCH_SIZE,
+            "lora": asdict(first["settings"].lora),
+            "gpu": side["gpu"],
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__, **side["versions"]},
+        },
+        "method": (
+            "each side in a fresh process per round, the sides taking turns; 2 warm-up steps, then `steps` timed; "
+            "tokens/s = real (non-padding) tokens / seconds of the timed steps; peak = torch.cuda."
+            "max_memory_allocated; MFU = model FLOPs per token (4N + 2 × trainable + 6 × layers × hidden × length) "
+            "× tokens/s / the GPU's dense bf16 peak"
+        ),
+    }
 
 
-def _run_side(request: dict[str, Any]) -> dict[str, float]:
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("peft", "trl", "unsloth", "bitsandbytes"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def _run_side(request: dict[str, Any]) -> dict[str, Any]:
+    """One side of the GPU bench in this process: a warm-up pass, then `steps` timed steps on long examples."""
+    from transformers import AutoConfig, AutoTokenizer
+
     lora = LoraSettings(**{**request["lora"], "target_modules": tuple(request["lora"]["target_modules"])})
     fit = FitSettings(**request["fit"])
-    settings = BenchSettings(request["base_model"], lora, fit, "cuda")
-    backend = choose_backend(request["side"])
-    run = ours(settings, backend)
-    steps = request["steps"]
+    device = request.get("device", "cuda")
+    settings = BenchSettings(request["base_model"], lora, fit, device)
+    backend = choose_backend(request["side"]) if device == "cuda" else choose_backend("transformers")
+    steps, length = request["steps"], request["length"]
+    tokenizer = AutoTokenizer.from_pretrained(settings.base_model)
+    gpu = device == "cuda" and torch.cuda.is_available()
     with tempfile.TemporaryDirectory() as folder:
-        warm_up = bench_examples(WARM_UP_STEPS * fit.batch_size, fit.seed + 1)
-        run(warm_up, replace(fit, max_steps=WARM_UP_STEPS), Path(folder) / "warm-up")
-        examples = bench_examples(steps * fit.batch_size, fit.seed)
-        return {"seconds": run(examples, replace(fit, max_steps=steps), Path(folder) / "timed")}
+        warm_up = long_examples(tokenizer, WARM_UP_STEPS * fit.batch_size, length, fit.seed + 1)
+        ours(settings, backend)(warm_up, replace(fit, max_steps=WARM_UP_STEPS), Path(folder) / "warm-up")
+        if gpu:
+            torch.cuda.reset_peak_memory_stats()
+        examples = long_examples(tokenizer, steps * fit.batch_size, length, fit.seed)
+        seconds = ours(settings, backend)(examples, replace(fit, max_steps=steps), Path(folder) / "timed")
+    tokens = sum(len(ids) for ids, _ in tokenize_examples(tokenizer, examples, fit.max_seq_length))
+    config = AutoConfig.from_pretrained(settings.base_model)
+    from adapters.training.memory import ModelShape
+
+    shape = ModelShape.from_config(config)
+    trainable = shape.layers * sum(
+        lora.rank * sum(size) for name, size in shape.module_sizes().items() if name in lora.target_modules
+    )
+    name = torch.cuda.get_device_name() if gpu else "cpu"
+    peak = next((value for key, value in PEAK_BF16_FLOPS.items() if key in name), None)
+    per_token = model_flops_per_token(shape.parameters, trainable, shape.layers, shape.hidden, tokens // len(examples))
+    return {
+        "seconds": seconds,
+        "tokens": tokens,
+        "peak_gib": torch.cuda.max_memory_allocated() / GIB if gpu else 0.0,
+        "mfu": per_token * tokens / seconds / peak if peak else None,
+        "parameters": shape.parameters,
+        "gpu": name,
+        "versions": _versions(),
+    }
 
 
 if __name__ == "__main__":

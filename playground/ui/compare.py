@@ -18,6 +18,7 @@ from playground.ui import usage as usage_ui
 from playground.ui.errors import shows_errors
 from playground.ui.render import chunks_html, model_banner, score_legend
 from playground.usage_log import UsageLog
+from playground.zero_gpu import ZERO_GPU_COMPARE_S, on_gpu
 
 PANES = {
     "base": ("Base model alone (control): no retrieval, no adapter", "answer-base"),
@@ -205,6 +206,7 @@ def build(
             for state in states:
                 yield (*_view(state), state.to_json() if state.done else None, *support.streaming(state))
 
+    run = on_gpu(run, ZERO_GPU_COMPARE_S)  # on a ZeroGPU Space: a GPU for each comparison (else `run` itself)
     inputs = [prompt, show_base, hybrid, workspace, *controls.inputs()]
     outputs = [*panes, chunks, legend, metrics, summary, how, downloads.latest, *support.streamed()]
     private: dict[str, Any] = {"api_visibility": "private"}
@@ -269,5 +271,5 @@ def build(
         return service.compare(question, options).to_json()
 
     compare.__doc__ = (compare.__doc__ or "").replace("{modes}", ", ".join(value for _, value in setup.modes))
-    gr.api(compare, api_name="compare", **slots)
+    gr.api(on_gpu(compare, ZERO_GPU_COMPARE_S), api_name="compare", **slots)
     return controls

@@ -104,7 +104,7 @@ def _progress_html(view: JobView | None) -> str:
     percent = round(view.fraction * 100)
     eta = "" if view.eta_s is None or view.final else f" · about {view.eta_s:.0f} s left"
     speed = "" if view.tokens_per_s is None else f" · {view.tokens_per_s:.0f} tokens/s"
-    where = f"step {view.step} of {view.total_steps}" if view.total_steps else "starting"
+    where = f"step {view.step} of {view.total_steps}" if view.total_steps else (view.phase or "starting")
     if view.state == "queued":
         where = f"waiting in the queue (position {view.queue_position})"
     losses = "" if view.loss is None else f" · train loss (last step) {view.loss:.4f}"
@@ -119,6 +119,8 @@ def _status(view: JobView | None) -> str:
     if view is None:
         return ""
     lines = []
+    if view.resumed_from:
+        lines.append(f"Goes on from job {view.resumed_from}'s last checkpoint, with its data and settings.")
     if view.backend:
         lines.append(f"Backend: **{view.backend}** — {view.backend_reason}")
     if view.dataset is not None:
@@ -133,6 +135,8 @@ def _status(view: JobView | None) -> str:
         lines.append(f"Cancelled: the adapter **{view.adapter}** was saved as incomplete (usable in Compare).")
     elif view.state in {"cancelled", "failed"} and view.error:
         lines.append(f"**{view.state.capitalize()}**: {view.error}")
+    if view.state in {"cancelled", "failed"} and view.checkpoint_step:
+        lines.append(f"Checkpoint at step {view.checkpoint_step}: **Resume** goes on from there.")
     return "\n\n".join(lines)
 
 
@@ -230,7 +234,9 @@ def build(
     plot = gr.LinePlot(
         _losses(None), x="step", y="loss", color="series", label="Training and held-out loss", elem_id="ft-plot"
     )
-    cancel = gr.Button("Cancel (stops after the current step, keeps the adapter)", elem_id="ft-cancel")
+    with gr.Row():
+        cancel = gr.Button("Cancel (stops after the current step, keeps the adapter)", elem_id="ft-cancel")
+        resume = gr.Button("Resume from the last checkpoint", elem_id="ft-resume")
     jobs = gr.Dataframe(
         headers=JOB_HEADERS,
         value=[],
@@ -352,6 +358,11 @@ def build(
     def stop(workspace_id: str | None, owner: bool) -> str:
         return service.cancel(roles.caller(workspace_id, owner))
 
+    @shows_errors
+    def go_on(workspace_id: str | None, owner: bool) -> tuple[Any, ...]:
+        view = service.resume(roles.caller(workspace_id, owner))
+        return _progress_html(view), _status(view), _losses(view), service.job_table()
+
     def tick(shown: SnapshotVersion | None, workspace_id: str | None, owner: bool) -> tuple[Any, ...]:
         """Sends only what changed since this page's last tick: every open page polls once a second, and most
         ticks find nothing new (then nothing is read or sent, the version kept included)."""
@@ -424,6 +435,7 @@ def build(
     launch_inputs = [data_path, preset, name, holdout, *who, backend_choice, *settings]
     launch.click(start, launch_inputs, [progress, status, plot, jobs], **private)
     cancel.click(stop, who, status, **private)
+    resume.click(go_on, who, [progress, status, plot, jobs], **private)
     timer = gr.Timer(1.0)
     timer.tick(
         tick, [seen, *who], [progress, status, plot, jobs, adapters, chosen, compare_adapter, seen], **private,

@@ -21,6 +21,8 @@ def model_banner(model: ModelInfo) -> str:
             + ". Its answers show the mechanics of RAG vs fine-tuning, not the quality of a real model. "
             "Set `PLAYGROUND_BASE_MODEL` to a hub id or a local folder to use a real one."
         )
+    elif model.source == "served" and model.note:
+        text += f"\n\n> Every answer is {model.note} (PLAYGROUND_GENERATOR_URL), each LoRA adapter a model of its name."
     return text
 
 

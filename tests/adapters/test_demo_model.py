@@ -82,7 +82,7 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
         models.append(model)
         return build_trainer(model, *args, **kwargs)
 
-    def watched_run(trainer, fit, eval_examples, pad_id, on_event, should_stop):
+    def watched_run(trainer, fit, eval_examples, pad_id, on_event, should_stop, resume_from=None):
         steps: list[float] = []
         losses.append(steps)
 
@@ -91,7 +91,7 @@ def test_the_build_trains_through_the_fine_tune_loop_and_its_loss_falls(tmp_path
                 steps.append(event.loss)
             on_event(event)
 
-        return run_loop(trainer, fit, eval_examples, pad_id, record, should_stop)
+        return run_loop(trainer, fit, eval_examples, pad_id, record, should_stop, resume_from)
 
     monkeypatch.setattr(trainer_loop, "build_trainer", watched_build)
     monkeypatch.setattr(trainer_loop, "run_loop", watched_run)

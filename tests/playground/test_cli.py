@@ -164,6 +164,7 @@ def test_user_mistakes_are_one_line_before_anything_loads(home, tmp_path, run_cl
     _one_line_error(run_cli(home, "compare", "Hi?", "--arms", "rag,magic"), "arms")
     _one_line_error(run_cli(home, "compare", "Hi?", "--top-k", "0"), "top-k")
     _one_line_error(run_cli(home, "bench", "retrieval", "--chunks", "0"), "--chunks must be at least 1")
+    _one_line_error(run_cli(home, "bench", "compare", "--concurrency", "1,x"), "--concurrency", "'1,x'")
     _one_line_error(run_cli(home, "compare", "Hi?", "--home", str(PROJECT_ROOT / "README.md")), "README.md")
 
 

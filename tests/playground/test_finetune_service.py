@@ -180,3 +180,20 @@ def test_the_command_line_refuses_the_same_job_the_page_would(runtime, monkeypat
     assert _memory_problem(base, examples, "quick demo", {}, "auto", "") is None
     monkeypatch.setattr("adapters.training.memory.free_memory_gib", lambda device: (0.001, False))
     assert "only 0.0 GiB of CPU memory is free" in (_memory_problem(base, examples, "quick demo", {}, "auto", "") or "")
+
+
+def test_resume_says_why_when_there_is_nothing_to_resume(runtime, tmp_path):
+    from dataclasses import replace
+
+    fresh = replace(runtime, settings=runtime.settings.with_overrides(home=tmp_path))
+    service = FinetuneService(fresh)
+    try:
+        with pytest.raises(UserError, match="No fine-tune has run yet"):
+            service.resume()
+        base = ResolvedModel(Path(runtime.model.path), runtime.model.base, "demo")
+        done = run_here(tmp_path, base, DATA, "finished", "quick demo", {"max_steps": 2}, 0.1, "auto")
+        assert done.state == "completed"
+        with pytest.raises(UserError, match="only a cancelled or failed fine-tune can be resumed"):
+            service.resume()
+    finally:
+        service.jobs.close()

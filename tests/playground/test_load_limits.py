@@ -56,7 +56,7 @@ def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert LoadLimits.of(Settings()) == LoadLimits(queue_size=3, concurrency=1)
     monkeypatch.delenv("PLAYGROUND_QUEUE_SIZE")
     monkeypatch.delenv("PLAYGROUND_CONCURRENCY")
-    assert LoadLimits.of(Settings()) == LoadLimits(queue_size=16, concurrency=2)
+    assert LoadLimits.of(Settings()) == LoadLimits(queue_size=16, concurrency=8)
     with pytest.raises(ValueError, match="PLAYGROUND_CONCURRENCY must be 1 or more"):
         LoadLimits.of(Settings(concurrency=0))
 

@@ -62,7 +62,9 @@ def finetune(tmp_path: Path):
         settings=Settings(home=tmp_path / "home", shared=False, general_data=""),
         model=SimpleNamespace(base="tiny", path="", adapter=None, is_demo=True),
         engine=SimpleNamespace(
-            tokenizer=AutoTokenizer.from_pretrained(PROJECT_ROOT / "adapters" / "demo_weights" / "base"), adapters={}
+            tokenizer=AutoTokenizer.from_pretrained(PROJECT_ROOT / "adapters" / "demo_weights" / "base"),
+            adapters={},
+            config=None,
         ),
     )
     service = FinetuneService(runtime)

@@ -19,12 +19,14 @@ import adapters.jobs.view
 from adapters.jobs.events import (
     EVENT_TYPES,
     BackendChosen,
+    Checkpoint,
     DatasetRead,
     Done,
     Eval,
     Forgetting,
     JobEvent,
     Orphaned,
+    Phase,
     Saved,
     StateChanged,
     Step,
@@ -44,8 +46,10 @@ SAMPLES: list[JobEvent] = [
     StateChanged(time=1767225600.5, state="running", pid=4242),
     DatasetRead(file="train.jsonl", sha256="ab12", format="chat", examples=20, train=18, holdout=2),
     BackendChosen(name="transformers", reason="no CUDA GPU on this machine"),
+    Phase(text="preparing Unsloth kernels, about a minute on first use"),
     Step(step=3, total_steps=8, loss=2.5, learning_rate=2e-4, tokens_per_s=310.0, elapsed_s=1.5, eta_s=2.5),
     Eval(step=3, eval_loss=2.75),
+    Checkpoint(step=50, path="/jobs/20261201-voice/checkpoints/checkpoint-50"),
     Saved(path="/adapters/.staging-voice-4242"),
     Forgetting(
         base_perplexity=12.1,
@@ -318,3 +322,41 @@ def test_the_snapshot_lists_the_adapters_again_when_they_change(own_service):
     # Another caller (a visitor's browser) is shown its own rows.
     visitor = own_service.snapshot(Caller("visitor"), changed.version)
     assert visitor is not None and visitor.adapters is not None and visitor.jobs is None
+
+
+def test_the_card_says_what_a_job_does_before_its_first_step(runtime, tmp_path, monkeypatch):
+    """A job that may pick Unsloth says it prepares its kernels (its import takes about a minute), then which
+    model it loads; the first step replaces the words with the step count."""
+    from adapters.jobs.run import PREPARING_UNSLOTH, JobSpec, run_job
+    from adapters.jobs.view import job_view
+    from adapters.training.backends import UnslothBackend
+    from playground.config import SAMPLE_DATA
+    from playground.ui.finetune import _progress_html
+
+    # As on a CUDA machine with unsloth installed whose import then fails: the job falls back, and said so.
+    monkeypatch.setattr(UnslothBackend, "problem", lambda self, probe=True: "it raised at import" if probe else None)
+    job = tmp_path / "job"
+    job.mkdir()
+    spec = JobSpec(
+        id="j1",
+        name="voice",
+        base_model=runtime.model.path,
+        base_name=runtime.model.base,
+        dataset=str(SAMPLE_DATA / "finetune" / "train.jsonl"),
+        adapters_dir=str(tmp_path / "adapters"),
+        fit={"max_steps": 2, "batch_size": 4, "max_seq_length": 64, "eval_every": 0},
+    )
+    spec.write(job)
+    seen: list[str] = []
+
+    def watch(event) -> None:
+        seen.append(_progress_html(job_view(job, spec, None)))
+
+    assert run_job(job, echo=watch).state == "completed"
+    events = read_events(job)
+    phases = [e.text for e in events if e.kind == "phase"]
+    assert phases == [PREPARING_UNSLOTH, f"loading {runtime.model.path} with transformers + peft"]
+    assert any(PREPARING_UNSLOTH in html for html in seen) and any("loading" in html for html in seen)
+    assert "step 2 of 2" in seen[-1] and PREPARING_UNSLOTH not in seen[-1]
+    backend = next(e for e in events if e.kind == "backend")
+    assert backend.name == "transformers" and "it raised at import" in backend.reason

@@ -108,7 +108,7 @@ def test_should_stop_ends_after_the_current_step_with_a_usable_adapter(base, dat
     result = train(_spec(base, data, tmp_path / "adapter", fit, held_out=0), CPU, events, stop)
 
     assert result.status == "cancelled" and result.steps == 2 and result.total_steps == 500
-    assert result.eval_loss is None and [e["type"] for e in events] == ["step", "step", "saved"]
+    assert result.eval_loss is None and [e["type"] for e in events] == ["phase", "step", "step", "saved"]
     PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(tmp_path / "adapter"))
 
 
@@ -217,7 +217,9 @@ def test_the_unsloth_path_passes_the_settings_through(base, data, tmp_path, monk
     assert calls["get_peft_model"]["r"] == 16 and calls["get_peft_model"]["lora_alpha"] == 32
     assert calls["get_peft_model"]["use_gradient_checkpointing"] == "unsloth"
     assert result.steps == 2 and (tmp_path / "adapter" / "adapter_config.json").is_file()
-    assert {e["type"] for e in events} == {"step", "eval", "saved"}
+    assert {e["type"] for e in events} == {"phase", "step", "eval", "saved"}
+    phases = [e["text"] for e in events if e["type"] == "phase"]
+    assert phases == [f"loading {base} with Unsloth", "Unsloth compiles its kernels on the first step"]
 
 
 def test_presets_use_rank_16_and_alpha_32():

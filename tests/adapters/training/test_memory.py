@@ -69,3 +69,37 @@ def test_a_job_that_cannot_fit_is_refused_with_what_to_change_and_one_that_can_i
     on_cpu = estimate(one, 16, ALL, 8, 1024, "transformers", gpu=False)
     assert on_cpu.weights_gib == pytest.approx(2 * estimate(one, 16, ALL, 8, 1024, "transformers", True).weights_gib)
     assert "CPU memory" in (on_cpu.problem(24.0) or "")
+
+
+# ---- the quick preset sized for a GPU ------------------------------------------------------------------------------
+
+
+def _sized(monkeypatch, free_gib: float, gpu: bool, backend: str = "transformers", **kept):
+    from adapters.training import memory
+    from adapters.training.train import job_settings
+
+    monkeypatch.setattr(memory, "free_memory_gib", lambda device: (free_gib, gpu))
+    return job_settings("quick demo", None, kept, LlamaConfig(**LLAMA_1B), backend, None)
+
+
+def test_on_a_large_gpu_the_quick_preset_takes_long_sequences_and_the_largest_batch_that_fits(monkeypatch):
+    _, fit, note = _sized(monkeypatch, 139.0, gpu=True)
+    assert (fit.batch_size, fit.max_seq_length) == (32, 1024)
+    assert "batches of 32" in note and "1024 tokens" in note and "139.0 GiB free" in note
+    _, fit, _ = _sized(monkeypatch, 40.0, gpu=True)  # 1B at 1024 tokens: ~29 GiB at batch 8, ~57 at 16
+    assert (fit.batch_size, fit.max_seq_length) == (8, 1024)
+    _, fit, _ = _sized(monkeypatch, 40.0, gpu=True, backend="unsloth")  # one layer's activations at a time
+    assert fit.batch_size == 32
+
+
+def test_the_quick_preset_stays_as_it_is_on_a_cpu_a_small_gpu_or_where_the_user_chose(monkeypatch):
+    from adapters.training.train import QUICK_DEMO
+
+    quick = QUICK_DEMO[1]
+    for free, gpu in ((200.0, False), (4.0, True)):
+        _, fit, note = _sized(monkeypatch, free, gpu)
+        assert fit == quick and note == ""
+    _, fit, _ = _sized(monkeypatch, 139.0, gpu=True, batch_size=4)
+    assert (fit.batch_size, fit.max_seq_length) == (4, 1024)  # the user's batch, the GPU's length
+    _, fit, note = _sized(monkeypatch, 139.0, gpu=True, batch_size=4, max_seq_length=128)
+    assert (fit.batch_size, fit.max_seq_length, note) == (4, 128, "")

@@ -1,5 +1,5 @@
 """In a real browser: check a dataset, launch the quick preset, watch the loss, use the new adapter in Compare;
-a reload re-attaches to the running job, which Cancel stops with a usable adapter."""
+a reload re-attaches to the running job, which Cancel stops with a usable adapter and Resume continues."""
 
 from __future__ import annotations
 
@@ -83,6 +83,24 @@ def test_reload_reattaches_and_cancel_keeps_the_adapter(open_page):
         "() => document.querySelector('#ft-status').innerText.includes('saved as incomplete')", timeout=120_000
     )
     assert "incomplete" in _text(page, "ft-adapters")
+    stopped = int(
+        page.evaluate("() => document.querySelector('#ft-status').innerText.match(/Checkpoint at step (\\d+)/)[1]")
+    )
+
+    page.click("#ft-resume")  # goes on from the checkpoint: steps counted on, not from 1
+    page.wait_for_function(
+        "() => document.querySelector('#ft-status').innerText.includes(\"last checkpoint, with its data\")",
+        timeout=30_000,
+    )
+    first = page.wait_for_function(
+        "() => (document.querySelector('#ft-progress').innerText.match(/step (\\d+) of 5000/) || [])[1]",
+        timeout=120_000,
+    ).json_value()
+    assert int(first) > stopped, f"the resumed job started at step {first}, not after {stopped}"
+    page.click("#ft-cancel")
+    page.wait_for_function(
+        "() => document.querySelector('#ft-progress').innerText.includes('cancelled')", timeout=120_000
+    )
     context.close()
 
 
