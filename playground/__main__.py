@@ -9,7 +9,7 @@ python -m playground freshness --json     # a fact changes: RAG re-indexes, the 
 python -m playground prepare              # build the demo model and index ahead of time
 python -m playground leaderboard --json   # the blind arena's ratings, from the stored votes
 python -m playground advise --style much --changes often --json   # RAG, fine-tuning or hybrid, citing measurements
-python -m playground bench retrieval|ingest|finetune|compare --json
+python -m playground bench retrieval|ingest|finetune|compare|startup --json
 """
 
 from __future__ import annotations
@@ -162,12 +162,12 @@ def parser() -> argparse.ArgumentParser:
     advise.add_argument("--run", help="the evaluation run to cite (default: the latest stored)")
     advise.add_argument("--json", action="store_true", help="print the advice, its reasons and evidence as JSON")
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
-    bench.add_argument("target", choices=["retrieval", "ingest", "finetune", "compare"])
+    bench.add_argument("target", choices=["retrieval", "ingest", "finetune", "compare", "startup"])
     bench.add_argument("--chunks", type=int, help="retrieval: stored chunks (100000); ingest: chunks to index (600)")
     bench.add_argument("--queries", type=int, default=50, help="retrieval only")
     bench.add_argument("--steps", type=int, help="finetune: training steps per side and round (CPU 40, GPU 60)")
     bench.add_argument(
-        "--rounds", type=int, help="rounds, the sides taking turns (finetune 5, finetune --gpu 3, compare 3)"
+        "--rounds", type=int, help="rounds, the sides taking turns (finetune 5, finetune --gpu 3, compare 3, startup 2)"
     )
     bench.add_argument("--gpu", action="store_true", help="finetune: Unsloth against transformers + peft on CUDA")
     bench.add_argument("--tokens", type=int, help="compare: new tokens per arm (64; with --concurrency 32)")
@@ -471,6 +471,14 @@ def _bench(args: argparse.Namespace) -> int:
 
         try:
             report = run_compare_bench(rounds=args.rounds or 3, max_new_tokens=args.tokens or 64)
+        except UserError as error:
+            _log(f"error: {error}")
+            return 2
+    elif args.target == "startup":
+        from playground.bench.startup import run_startup_bench
+
+        try:
+            report = run_startup_bench(rounds=args.rounds or 2)
         except UserError as error:
             _log(f"error: {error}")
             return 2

@@ -190,18 +190,7 @@ def start(settings: Settings) -> Runtime:
     retrieval = _retrieval(settings, store, embedder, chunking, engine, timings)
     model = ModelInfo(base.name, base.source, adapter_name, base.note, str(base.path))
     demo_build = resolved.demo.info if resolved.demo is not None else {}
-    return Runtime(
-        settings,
-        engine,
-        embedder,
-        retrieval.store,
-        retrieval.pipeline,
-        model,
-        retrieval.workspaces,
-        retrieval.reranker,
-        timings,
-        demo_build,
-    )
+    return retrieval.runtime(settings, engine, embedder, model, timings, demo_build)
 
 
 def _start_served(settings: Settings) -> Runtime:
@@ -228,17 +217,7 @@ def _start_served(settings: Settings) -> Runtime:
     _add_knowledge_base(settings, store)
     retrieval = _retrieval(settings, store, embedder, chunking, engine, timings)
     model = ModelInfo(engine.name, "served", adapter, engine.server.describe(), settings.base_model)
-    return Runtime(
-        settings,
-        engine,
-        embedder,
-        retrieval.store,
-        retrieval.pipeline,
-        model,
-        retrieval.workspaces,
-        retrieval.reranker,
-        timings,
-    )
+    return retrieval.runtime(settings, engine, embedder, model, timings)
 
 
 def _served_adapter(engine: ServedEngine, settings: Settings) -> str | None:
@@ -268,6 +247,29 @@ class _Retrieval:
     workspaces: Workspaces
     reranker: RerankerChoice
     pipeline: Pipeline
+
+    def runtime(
+        self,
+        settings: Settings,
+        engine: Engine | ServedEngine,
+        embedder: EmbedderInfo,
+        model: ModelInfo,
+        timings: dict[str, float],
+        demo_build: dict | None = None,
+    ) -> Runtime:
+        """The runtime of this retrieval and the model that answers."""
+        return Runtime(
+            settings,
+            engine,
+            embedder,
+            self.store,
+            self.pipeline,
+            model,
+            self.workspaces,
+            self.reranker,
+            timings,
+            demo_build or {},
+        )
 
 
 def _retrieval(

@@ -170,10 +170,26 @@ def open_page(browser, url):
         page.goto(url)
         page.wait_for_selector("#prompt textarea")
         if tab:
-            page.get_by_role("tab", name=tab).click()
+            _choose_tab(page, tab)
         return context, page
 
     return open_
+
+
+def _choose_tab(page, tab: str, tries: int = 3) -> None:
+    """Clicks the tab until the page shows it selected: a click that lands before the page's events are wired is
+    lost (a CI run then waited 30 s for the Evaluate tab's upload input, which was never drawn)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    selected = f"[role=tab][aria-selected=true]:has-text({tab!r})"
+    for attempt in range(tries):
+        page.get_by_role("tab", name=tab).click()
+        try:
+            page.wait_for_selector(selected, timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
 
 
 @pytest.fixture
