@@ -550,7 +550,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from playground.app import build_app, launch
 
-        launch(build_app(runtime), args.host, args.port, args.share)
+        launch(build_app(runtime), args.host, args.port, args.share, runtime.workspaces.limits.max_bytes)
         return 0
 
     from playground.compare import CompareService

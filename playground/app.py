@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from pipelines.ingest import IngestLimits
 from playground.advisor import AdvisorService
 from playground.arena import ArenaService
 from playground.compare import CompareService
@@ -11,7 +12,7 @@ from playground.documents import DocumentsService
 from playground.eval_service import EvaluateService
 from playground.finetune import FinetuneService
 from playground.freshness import FreshnessService
-from playground.load import LoadLimits, enable_queue, max_upload_bytes
+from playground.load import LoadLimits, enable_queue
 from playground.runtime import Runtime
 from playground.ui import advisor as advisor_tab
 from playground.ui import arena as arena_tab
@@ -66,9 +67,11 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
     return app
 
 
-def launch(app: gr.Blocks, host: str, port: int, share: bool) -> None:
+def launch(app: gr.Blocks, host: str, port: int, share: bool, max_file_size: int = IngestLimits().max_bytes) -> None:
     """Serve until Ctrl-C or SIGTERM; either way the browsers' uploaded files are removed before this returns. Gradio's
-    upload cache is kept in the server's workspaces folder, so it goes too (or at the next start, after a crash)."""
+    upload cache is kept in the server's workspaces folder, so it goes too (or at the next start, after a crash).
+    `max_file_size`: Gradio refuses a bigger upload before it is stored (one limit for every upload of the page, so
+    Fine-tune datasets too)."""
     import signal
     import sys
     import threading
@@ -84,7 +87,7 @@ def launch(app: gr.Blocks, host: str, port: int, share: bool) -> None:
     previous = signal.signal(signal.SIGTERM, interrupt) if in_main else None
     try:
         with uploads_cached_in(app, upload_cache()):
-            app.launch(server_name=host, server_port=port, share=share, css=CSS, max_file_size=max_upload_bytes())
+            app.launch(server_name=host, server_port=port, share=share, css=CSS, max_file_size=max_file_size)
     except KeyboardInterrupt:  # it came before Gradio's wait loop, which would have closed the server: close it here
         app.close()
     except OSError as error:  # Gradio could not bind: a user's choice of port or host, not a bug

@@ -108,6 +108,16 @@ class Settings:
         default_factory=lambda: os.environ.get("PLAYGROUND_GENERATOR_API_KEY", "").strip(), repr=False
     )
 
+    # A public demo's limits (playground.demo_limits; the README's "Share it"): one uploaded file, files per upload,
+    # chunks one browser keeps, hours an idle browser's files are kept, steps of one fine-tune and fine-tunes running
+    # or waiting at once (0: no limit).
+    max_upload_mb: int = field(default_factory=lambda: _env_int("PLAYGROUND_MAX_UPLOAD_MB", 50))
+    max_upload_files: int = field(default_factory=lambda: _env_int("PLAYGROUND_MAX_UPLOAD_FILES", 5000))
+    max_workspace_chunks: int = field(default_factory=lambda: _env_int("PLAYGROUND_MAX_WORKSPACE_CHUNKS", 50_000))
+    session_idle_hours: float = field(default_factory=lambda: _env_float("PLAYGROUND_SESSION_IDLE_HOURS", 6.0))
+    max_train_steps: int = field(default_factory=lambda: _env_int("PLAYGROUND_MAX_TRAIN_STEPS", 0))
+    max_jobs: int = field(default_factory=lambda: _env_int("PLAYGROUND_MAX_JOBS", 0))
+
     rebuild_demo: bool = False  # `prepare --rebuild-demo`: build the demo model anew (and the shipped copy)
 
     def with_overrides(self, **changes: object) -> Settings:

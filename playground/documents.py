@@ -10,6 +10,7 @@ from typing import Any
 from adapters.errors import UserError
 from pipelines.indexing import ChunkSettings
 from pipelines.ingest import FileReport, Progress
+from playground.demo_limits import DemoLimits
 from playground.runtime import Runtime
 from playground.workspaces import Workspace, chunks_of_file
 
@@ -56,6 +57,10 @@ class DocumentsService:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.workspaces = runtime.workspaces
+
+    def limits_note(self) -> str:
+        """What one browser may upload here and how long it is kept (the server's limits, in one line)."""
+        return DemoLimits.of(self.runtime.settings).documents_note()
 
     @property
     def chunking(self) -> ChunkSettings:

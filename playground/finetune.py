@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.datasets import LoadedDataset, dataset_stats, find_duplicates, load_dataset, write_chat_jsonl
+from adapters.datasets import (
+    LoadedDataset,
+    dataset_stats,
+    find_duplicates,
+    load_dataset,
+    split_holdout,
+    write_chat_jsonl,
+)
 from adapters.errors import UserError
 from adapters.jobs.manager import JobManager
 from adapters.jobs.run import JobSpec, file_sha256
@@ -23,10 +30,11 @@ from adapters.jobs.view import JobView
 from adapters.registry import AdapterInfo, AdapterRegistry, fits_base, safe_adapter_name
 from adapters.served import ServedEngine
 from adapters.training.backends import AUTO, BACKENDS, BackendChoice, choose_backend, describe
-from adapters.training.common import FitSettings, LoraSettings
+from adapters.training.common import FitSettings, LoraSettings, total_steps
 from adapters.training.memory import MemoryEstimate, job_estimate
 from adapters.training.train import PRESETS, preset_settings
 from pipelines.indexing import chunks_of
+from playground.demo_limits import DemoLimits
 from playground.qa_builder import BuildReport, build_pairs, pairs_from_rows
 from playground.roles import Caller, Roles
 from playground.runtime import Runtime
@@ -174,8 +182,10 @@ class FinetuneService:
         backend: str = AUTO,
         caller: Caller = Caller(owner=True),
     ) -> JobView:
-        """Checks everything a job would trip over before queueing it: data, settings, backend, names."""
+        """Checks everything a job would trip over before queueing it: data, settings, backend, names, this server's
+        limits."""
         self.preset(preset)  # an unknown preset fails here, before anything is queued
+        self.limits.check_jobs(self._active_jobs())
         self.backend(backend)  # as does a backend that cannot run on this machine
         lora = _known(lora or {}, LoraSettings)
         fit = _known(fit or {}, FitSettings)
@@ -184,6 +194,8 @@ class FinetuneService:
         if not validation.ok:
             first = "; ".join(str(issue) for issue in validation.dataset.issues[:3])
             raise UserError(f"Fix the dataset first ({len(validation.dataset.issues)} problems): {first}")
+        train_set, _ = split_holdout(validation.dataset.examples, holdout)
+        self.limits.check_steps(total_steps(len(train_set), preset_settings(preset, lora, fit)[1]))
         if checked := self.memory_estimate(preset, lora, fit, backend, validation.stats.get("max_tokens")):
             peak, free = checked
             if problem := peak.problem(free):
@@ -371,12 +383,20 @@ class FinetuneService:
         view = self.jobs.current()
         if view is None:
             raise UserError("No fine-tune has run yet.")
+        self.limits.check_jobs(self._active_jobs())
         if not caller.owner and self.jobs.owner_of(view.id) != caller.workspace:
             raise UserError("Only the server's owner can resume a fine-tune launched from another browser.")
         try:
             return self.jobs.resume(view.id)
         except ValueError as error:
             raise UserError(str(error)) from None
+
+    @property
+    def limits(self) -> DemoLimits:
+        return DemoLimits.of(self.runtime.settings)
+
+    def _active_jobs(self) -> int:
+        return sum(not view.final for view in self.jobs.jobs())
 
     def snapshot(self, caller: Caller, since: SnapshotVersion | None = None) -> FinetuneSnapshot | None:
         """What the Fine-tune tab shows `caller`, only the parts changed since `since`; None when nothing changed.

@@ -28,7 +28,6 @@ import gradio as gr
 from gradio import queueing, route_utils
 
 from adapters.errors import UserError
-from pipelines.ingest import IngestLimits
 
 if TYPE_CHECKING:
     from playground.config import Settings
@@ -148,10 +147,3 @@ def enable_queue(app: gr.Blocks, limits: LoadLimits, **options: Any) -> gr.Block
         limits=limits,
     )
     return app
-
-
-def max_upload_bytes() -> int:
-    """Gradio's `max_file_size`: the documents' per-file limit, so a bigger file is refused before it is stored.
-
-    Gradio has one limit for every upload of the page, so it caps Fine-tune datasets at this size as well."""
-    return IngestLimits().max_bytes

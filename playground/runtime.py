@@ -34,6 +34,7 @@ from pipelines.rag import query_pipeline
 from pipelines.reranker import RerankerChoice, resolve_reranker
 from pipelines.store import STORE_KINDS, copy_to_qdrant
 from playground.config import SAMPLE_DATA, Settings
+from playground.demo_limits import DemoLimits
 from playground.knowledge_base import add_knowledge_base, knowledge_base_path
 from playground.workspaces import Workspaces
 from playground.zero_gpu import zero_gpu
@@ -160,6 +161,7 @@ def resolve_base(settings: Settings) -> ResolvedModel:
 
 def start(settings: Settings) -> Runtime:
     _check_store_settings(settings)
+    DemoLimits.of(settings)  # a limit out of range fails before minutes of loading
     if settings.generator_url:
         return _start_served(settings)
     if settings.batch_rows < 1:
@@ -287,7 +289,15 @@ def _retrieval(
         shared = copy_to_qdrant(store, settings.qdrant_url)
         _timed(timings, "qdrant_sync_s", started)
         logger.info("knowledge base: retrieval from Qdrant at %s", settings.qdrant_url)
-    workspaces = Workspaces(settings.home / "workspaces", embedder, chunking)
+    limits = DemoLimits.of(settings)
+    workspaces = Workspaces(
+        settings.home / "workspaces",
+        embedder,
+        chunking,
+        limits=limits.ingest,
+        idle_s=limits.idle_s,
+        max_chunks=limits.workspace_chunks,
+    )
     started = time.perf_counter()
     reranker = resolve_reranker(settings.reranker)
     _timed(timings, "reranker_load_s", started)

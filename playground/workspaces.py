@@ -129,8 +129,8 @@ class Workspaces:
             held = workspace.store.count_documents()
             if held >= self.max_chunks:
                 raise UserError(
-                    f"Your files already hold {held} chunks, the most one browser may keep ({self.max_chunks}). "
-                    "Delete some files first."
+                    f"Your files already hold {held} chunks, the most one browser may keep here ({self.max_chunks}, "
+                    "PLAYGROUND_MAX_WORKSPACE_CHUNKS). Delete some files first."
                 )
             reports = ingest_files(paths, workspace.store, self.embedder, workspace.chunking, self.limits, progress)
             workspace.folder.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ The loop itself is `adapters.training.loop`, for user fine-tunes and the demo mo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -56,6 +57,13 @@ class FitSettings:
     eval_every: int = 20  # steps between evaluations on the held-out examples (0: only at the end)
     # steps between checkpoints a cancelled or failed job resumes from (0: only when cancelled); jobs only
     checkpoint_every: int = 50
+
+
+def total_steps(examples: int, fit: FitSettings) -> int:
+    """The optimizer steps of a run on `examples` training examples: `max_steps`, else whole epochs' batches."""
+    if fit.max_steps:
+        return fit.max_steps
+    return max(1, math.ceil(math.ceil(examples / fit.batch_size) * fit.epochs))
 
 
 def _collate(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, torch.Tensor]:

@@ -8,7 +8,6 @@ when asked to.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,15 +21,9 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from adapters.datasets import IGNORE_INDEX
 from adapters.jobs.events import Checkpoint, Eval, JobEvent, Step
-from adapters.training.common import FitSettings, TokenizedExample, _collate
+from adapters.training.common import FitSettings, TokenizedExample, _collate, total_steps
 
 LossFn = Callable[[Any, dict[str, torch.Tensor]], torch.Tensor]
-
-
-def total_steps(examples: int, fit: FitSettings) -> int:
-    if fit.max_steps:
-        return fit.max_steps
-    return max(1, math.ceil(math.ceil(examples / fit.batch_size) * fit.epochs))
 
 
 class _Examples(torch.utils.data.Dataset):

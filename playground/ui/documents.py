@@ -13,7 +13,6 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from playground.documents import TABLE_HEADERS, DocumentsService
-from playground.load import max_upload_bytes
 from playground.ui.errors import shows_errors
 from playground.ui.render import chunks_html
 
@@ -82,8 +81,9 @@ def build(
         "after you stop, or when the server restarts."
     )
     gr.Markdown(service.shared_summary(), elem_id="shared-summary")
+    gr.Markdown(service.limits_note(), elem_id="doc-limits")
     with gr.Row():
-        most = max_upload_bytes() // 2**20
+        most = service.workspaces.limits.max_bytes // 2**20
         upload = gr.File(
             file_count="multiple", label=f"Upload files (at most {most} MB each)", elem_id="upload", scale=3
         )

@@ -163,6 +163,8 @@ def build(
         "queue.",
         elem_id="ft-backend",
     )
+    if limits := service.limits.finetune_note():  # a public demo's caps, said before anyone runs into them
+        gr.Markdown(limits, elem_id="ft-limits")
     gr.Markdown("### 1. Dataset")
     with gr.Row():
         upload = gr.File(

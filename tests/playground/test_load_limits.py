@@ -17,7 +17,7 @@ import pytest
 
 from pipelines.ingest import IngestLimits
 from playground.config import Settings
-from playground.load import LoadLimits, RecentDurations, busy_message, max_upload_bytes, retry_after
+from playground.load import LoadLimits, RecentDurations, busy_message, retry_after
 from playground.runtime import Runtime
 
 BURST = 8
@@ -195,4 +195,6 @@ def test_the_app_is_served_with_the_documents_upload_limit(monkeypatch: pytest.M
     monkeypatch.setattr(app, "launch", lambda **given: options.update(given))  # what Gradio would be asked for
     monkeypatch.setattr(workspaces, "close_all", lambda: None)  # the session's own workspaces stay open
     launch(app, "127.0.0.1", 7860, False)
-    assert options["max_file_size"] == max_upload_bytes() == IngestLimits().max_bytes == 50 * 1024 * 1024
+    assert options["max_file_size"] == IngestLimits().max_bytes == 50 * 1024 * 1024
+    launch(app, "127.0.0.1", 7860, False, 3 * 1024 * 1024)  # PLAYGROUND_MAX_UPLOAD_MB=3, as serve passes it
+    assert options["max_file_size"] == 3 * 1024 * 1024
