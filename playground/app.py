@@ -15,6 +15,7 @@ from playground.freshness import FreshnessService
 from playground.load import LoadLimits, enable_queue
 from playground.runtime import Runtime
 from playground.ui import advisor as advisor_tab
+from playground.ui import api
 from playground.ui import arena as arena_tab
 from playground.ui import compare as compare_tab
 from playground.ui import documents as documents_tab
@@ -41,7 +42,8 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
                 choices = finetune.adapter_choices(finetune.roles.caller(None))  # a visitor's view until page load
                 consent = consent_default(runtime.settings)  # off on a shared demo
                 controls = compare_tab.build(service, workspace, choices, banner, finetune.usage, consent)
-            arena_tab.build(ArenaService(service), workspace, controls)  # the blind mode: its own sub-tab
+            arena = ArenaService(service)
+            arena_tab.build(arena, workspace, controls)  # the blind mode: its own sub-tab
         with gr.Tab("Documents"):
             refresh, filled = documents_tab.build(documents, workspace, controls.files, service.sources)
         with gr.Tab("Fine-tune"):
@@ -50,7 +52,9 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
             fresh = FreshnessService(service, refinetune=finetune.train_and_wait)
             evaluate_tab.build(EvaluateService(service), workspace, controls, fresh)
         with gr.Tab("Which approach?"):
-            advisor_tab.build(AdvisorService(runtime.settings.home))
+            advisor = AdvisorService(runtime.settings.home)
+            advisor_tab.build(advisor)
+        api.build(documents, finetune, arena, advisor)  # an endpoint per action, beside the page's
 
         def open_workspace(workspace_id: str | None) -> str:
             return documents.workspace(workspace_id).id

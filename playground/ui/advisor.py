@@ -60,7 +60,7 @@ def build(service: AdvisorService) -> None:
         with gr.Column():
             shown_advice = gr.Markdown(elem_id="advisor-advice")
 
-    def advise(chosen_run: str | None, *values: Any) -> str:
+    def show_advice(chosen_run: str | None, *values: Any) -> str:  # its name is its event's: `/advise` is the API's
         answers = Answers(**{asked.name: value for asked, value in zip(QUESTIONS, values, strict=True)})
         return markdown(service.advise(answers, None if chosen_run in (None, LATEST) else chosen_run))
 
@@ -68,5 +68,5 @@ def build(service: AdvisorService) -> None:
         return gr.update(choices=[("the latest run", LATEST), *service.runs()])
 
     private: dict[str, Any] = {"api_visibility": "private"}
-    ask.click(shows_errors(advise), [run, *inputs], shown_advice, **private)
+    ask.click(shows_errors(show_advice), [run, *inputs], shown_advice, **private)
     run.focus(shows_errors(runs), None, run, **private)

@@ -92,8 +92,10 @@ def test_reload_reattaches_and_cancel_keeps_the_adapter(open_page):
         "() => document.querySelector('#ft-status').innerText.includes(\"last checkpoint, with its data\")",
         timeout=30_000,
     )
+    # The new job's card once it runs (until the app has seen the old process end, the card may show the old job).
     first = page.wait_for_function(
-        "() => (document.querySelector('#ft-progress').innerText.match(/step (\\d+) of 5000/) || [])[1]",
+        "() => { const text = document.querySelector('#ft-progress').innerText;"
+        " return text.includes('running') && (text.match(/step (\\d+) of 5000/) || [])[1]; }",
         timeout=120_000,
     ).json_value()
     assert int(first) > stopped, f"the resumed job started at step {first}, not after {stopped}"

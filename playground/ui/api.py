@@ -1,0 +1,155 @@
+"""The API beside the page: one named Gradio endpoint per action, for scripts and notebooks (`gradio_client`).
+
+Each endpoint calls the same service as the page and answers plain JSON. A caller's uploads and fine-tunes belong to
+a workspace, named by the token that `upload` returns (a fresh one when none is given): pass it back to see and
+manage them; another caller's token is never guessed or listed. The comparison itself is `compare`
+(playground.ui.compare). On a shared demo, API callers are visitors: the owner's actions stay on the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio.context import get_blocks_context
+from gradio.utils import get_upload_folder
+
+from adapters.errors import UserError
+from adapters.jobs.view import JobView
+from playground.advisor import AdvisorService
+from playground.advisor_rules import Answers
+from playground.arena import ArenaService
+from playground.documents import TABLE_HEADERS, DocumentsService
+from playground.finetune import FinetuneService
+from playground.ui.errors import shows_errors
+
+FILE_ROW = [header.lower() for header in TABLE_HEADERS]  # file, status, pages, characters, chunks, message
+
+
+def _uploads() -> Path:
+    """Where the server puts uploaded files (the workspaces' upload cache while `playground serve` runs)."""
+    return Path(get_upload_folder()).resolve()
+
+
+def _path(item: Any) -> Path:
+    """An uploaded file as `gradio_client.handle_file` sends it (Gradio has put it in its upload folder): its path
+    there. Anything else is refused: a path given as text could name any file of the server."""
+    path = item.get("path") if isinstance(item, dict) else None
+    if not path or not Path(path).resolve().is_relative_to(_uploads()):
+        raise UserError("Send each file with gradio_client.handle_file(path): it is uploaded first, then used.")
+    return Path(path)
+
+
+def _job(view: JobView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "name": view.name,
+        "state": view.state,
+        "step": view.step,
+        "total_steps": view.total_steps,
+        "loss": view.loss,
+        "eval_loss": view.eval_loss,
+        "tokens_per_s": view.tokens_per_s,
+        "eta_s": view.eta_s,
+        "backend": view.backend,
+        "adapter": view.adapter,
+        "error": view.error,
+        "queue_position": view.queue_position,
+        "checkpoint_step": view.checkpoint_step,
+    }
+
+
+def build(documents: DocumentsService, finetune: FinetuneService, arena: ArenaService, advisor: AdvisorService) -> None:
+    """Registers the endpoints on the Blocks being built."""
+
+    def rows(workspace: str) -> list[dict[str, Any]]:
+        return [dict(zip(FILE_ROW, row, strict=True)) for row in documents.table(documents.workspace(workspace))]
+
+    @shows_errors
+    def upload(files: list[dict], workspace: str = "") -> dict:
+        """Index files (txt, md, pdf, docx, html, csv, json) into the caller's workspace; retrieval in `compare`
+        reads them when the same token is passed as its `workspace`. Returns the token, the workspace's files and
+        what this upload did."""
+        paths = [_path(item) for item in files or []]
+        opened = documents.workspace(workspace or None)
+        done = documents.add(opened.id, paths, cache=_uploads())
+        return {"workspace": opened.id, "files": rows(opened.id), "message": done.message}
+
+    @shows_errors
+    def list_documents(workspace: str) -> list[dict]:
+        """The caller's uploaded files with their status and chunks."""
+        return rows(_token(workspace))
+
+    @shows_errors
+    def delete_document(workspace: str, file: str) -> dict:
+        """Remove one uploaded file and its chunks from the caller's workspace."""
+        removed, _ = documents.delete(_token(workspace), file)
+        return {"deleted_chunks": removed, "files": rows(workspace)}
+
+    @shows_errors
+    def list_adapters(workspace: str = "") -> list[dict]:
+        """The LoRA adapters the caller may use: published ones and those its workspace trained."""
+        caller = finetune.roles.caller(workspace or None)
+        keep = ("name", "base_model", "status", "backend", "steps", "train_loss", "eval_loss", "created", "dataset")
+        return [{key: asdict(info)[key] for key in keep} for info in finetune.adapters(caller)]
+
+    @shows_errors
+    def finetune_start(
+        dataset: dict, name: str = "", preset: str = "quick demo", max_steps: int | None = None, workspace: str = ""
+    ) -> dict:
+        """Launch a LoRA fine-tune on the loaded base model from a dataset file (chat JSONL, Alpaca, ShareGPT or
+        CSV, sent with handle_file); returns the job, whose id `finetune_status` follows."""
+        fit = {"max_steps": int(max_steps)} if max_steps else {}
+        view = finetune.launch(_path(dataset), name, preset, fit=fit, caller=finetune.roles.caller(workspace or None))
+        return _job(view)
+
+    @shows_errors
+    def finetune_status(job: str) -> dict:
+        """A fine-tune's state, step, losses and, once done, its adapter's name."""
+        try:
+            return _job(finetune.jobs.view(job))
+        except KeyError:
+            raise UserError(f"No fine-tune job {job!r}.") from None
+
+    @shows_errors
+    def finetune_cancel(workspace: str = "") -> str:
+        """Stop the running (or next) fine-tune launched from this workspace; its adapter is kept, incomplete."""
+        return finetune.cancel(finetune.roles.caller(workspace or None))
+
+    @shows_errors
+    def leaderboard() -> dict:
+        """The blind arena's Bradley–Terry ratings with 95 % intervals, from every vote stored."""
+        return arena.leaderboard().to_json()
+
+    @shows_errors
+    def advise(
+        changes: str = "sometimes",
+        latency: str = "interactive",
+        volume: str = "medium",
+        style: str = "little",
+        citations: bool = False,
+        budget: str = "some",
+        offline: bool = False,
+    ) -> dict:
+        """RAG, fine-tuning or the hybrid for a use case, with the reasons and what was measured here."""
+        answers = Answers(changes, latency, volume, style, bool(citations), budget, bool(offline))
+        return advisor.advise(answers).to_json()
+
+    endpoints = (
+        upload, list_documents, delete_document, list_adapters, finetune_start, finetune_status, finetune_cancel,
+        leaderboard, advise,
+    )  # fmt: skip
+    for fn in endpoints:
+        # Uploads embed on the CPU beside the comparisons: two at a time; the rest answer at once.
+        gr.api(fn, api_name=fn.__name__, concurrency_limit=2 if fn is upload else None)
+    taken = {block.api_name for block in get_blocks_context().fns.values() if block.fn not in endpoints}
+    if clash := taken & {fn.__name__ for fn in endpoints}:  # Gradio would rename ours: the names must stay stable
+        raise RuntimeError(f"page events took the API names {sorted(clash)}: give those events other names")
+
+
+def _token(workspace: str) -> str:
+    if not workspace:
+        raise UserError("Pass the workspace token that `upload` returned.")
+    return workspace
