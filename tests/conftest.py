@@ -209,13 +209,21 @@ def upload():
         page.on("console", lambda m: heard.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         shown = f"() => document.querySelector('#{elem_id}').innerText.includes({path.name!r})"
         for _ in range(tries):
-            page.wait_for_selector(f"#{elem_id} input[type=file]", state="attached")
+            if page.evaluate(shown):  # an earlier try's file landed late: the component shows it, with no input left
+                return
+            try:
+                page.wait_for_selector(f"#{elem_id} input[type=file]", state="attached", timeout=30_000)
+            except Exception:  # a timeout: tried again (the earlier file may still land), reported when all fail
+                heard.append(f"no file input after 30 s: {page.locator(f'#{elem_id}').inner_text()!r}")
+                continue
             page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
             try:
                 page.wait_for_function(shown, timeout=60_000)
                 return
             except Exception:  # a timeout: tried again, and reported when every try fails
                 heard.append(f"not shown after 60 s: {page.locator(f'#{elem_id}').inner_text()!r}")
+        if page.evaluate(shown):
+            return
         pytest.fail(f"{path.name} never showed in #{elem_id}:\n" + "\n".join(heard))
 
     return upload_
