@@ -207,7 +207,8 @@ def upload():
         )
         page.on("requestfailed", lambda r: heard.append(f"failed {r.url}: {r.failure}"))
         page.on("console", lambda m: heard.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        shown = f"() => document.querySelector('#{elem_id}').innerText.includes({path.name!r})"
+        # The name may be drawn in parts (stem and extension on lines of their own): compared without white space.
+        shown = f"() => document.querySelector('#{elem_id}').innerText.replace(/\\s+/g, '').includes({path.name!r})"
         for _ in range(tries):
             if page.evaluate(shown):  # an earlier try's file landed late: the component shows it, with no input left
                 return
