@@ -49,12 +49,13 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
         with gr.Tab("Fine-tune"):
             finetune_tab.build(finetune, controls.adapter, workspace, controls.usage_consent)
         with gr.Tab("Evaluate"):
+            evaluate = EvaluateService(service)
             fresh = FreshnessService(service, refinetune=finetune.train_and_wait)
-            evaluate_tab.build(EvaluateService(service), workspace, controls, fresh)
+            evaluate_tab.build(evaluate, workspace, controls, fresh)
         with gr.Tab("Which approach?"):
             advisor = AdvisorService(runtime.settings.home)
             advisor_tab.build(advisor)
-        api.build(documents, finetune, arena, advisor)  # an endpoint per action, beside the page's
+        api.build(documents, finetune, arena, advisor, evaluate, fresh)  # an endpoint per action, beside the page's
 
         def open_workspace(workspace_id: str | None) -> str:
             return documents.workspace(workspace_id).id

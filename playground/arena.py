@@ -5,6 +5,9 @@ revealed. The leaderboard is fitted on the stored votes (see `playground.leaderb
 from __future__ import annotations
 
 import random
+import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
@@ -17,6 +20,8 @@ from playground.export import vote_log_files
 from playground.leaderboard import Leaderboard, leaderboard
 from playground.metrics import NAMES
 from playground.votes import Outcome, Vote, VoteLog, now
+
+HELD_MATCHES = 256  # finished matches an API caller may still vote on; the oldest is dropped first
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,10 @@ class ArenaService:
         # uploads): the page offers it only where one person uses the server.
         self.log_downloadable = not compare.runtime.settings.shared
         self._rng = rng or random.Random()
+        # Matches played through the API wait here for their vote, by an unguessable id (the page keeps its own in
+        # the browser's session state): an explicit, bounded cache.
+        self._held: OrderedDict[str, Match] = OrderedDict()
+        self._lock = threading.Lock()
 
     def draw(self, arms: Sequence[str], adapter: str | None) -> tuple[str, str]:
         """Two different arms among `arms` that can answer, in random order: (A, B)."""
@@ -124,6 +133,28 @@ class ArenaService:
         )
         self.log.append(vote)
         return vote
+
+    def hold(self, match: Match) -> str:
+        """Keeps a finished match for a later vote (`vote_held`); returns its id."""
+        token = secrets.token_urlsafe(12)
+        with self._lock:
+            self._held[token] = match
+            while len(self._held) > HELD_MATCHES:
+                self._held.popitem(last=False)
+        return token
+
+    def vote_held(self, token: str, outcome: Outcome | str) -> Vote:
+        """The vote on a held match; the match is then dropped, so it counts once."""
+        if outcome not in set(Outcome):  # a mistyped vote leaves the match to vote on again
+            raise UserError(f"A vote is one of {', '.join(Outcome)}; got {outcome!r}.")
+        with self._lock:
+            match = self._held.pop(token or "", None)
+        if match is None:
+            raise UserError(
+                f"No match {token!r} waits for a vote: it was voted on already, or is not one `arena` returned "
+                f"(the latest {HELD_MATCHES} wait)."
+            )
+        return self.vote(match, outcome)
 
     def leaderboard(self) -> Leaderboard:
         stored = self.log.read()

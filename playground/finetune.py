@@ -367,15 +367,35 @@ class FinetuneService:
         """Every job's row for the page's table, newest first."""
         return job_rows(self.jobs.jobs())
 
-    def cancel(self, caller: Caller = Caller(owner=True)) -> str:
-        """Cancel the running or next job: the owner any, a visitor only one launched from its browser."""
-        view = self.jobs.current()
-        if view is None or view.final:
-            raise UserError("No fine-tune is running or waiting.")
-        owner = self.jobs.owner_of(view.id)
-        if not caller.owner and owner != caller.workspace:
+    def cancel(self, caller: Caller = Caller(owner=True), job_id: str | None = None) -> str:
+        """Cancel `job_id`, or else the caller's running or next job: the owner any, a visitor only one launched
+        from its browser."""
+        if job_id:
+            try:
+                view = self.jobs.view(job_id)
+            except KeyError:
+                raise UserError(f"No fine-tune job {job_id!r}.") from None
+        else:
+            view = self._next_to_stop(caller)
+        if not caller.owner and self.jobs.owner_of(view.id) != caller.workspace:
             raise UserError("Only the server's owner can cancel a fine-tune launched from another browser.")
         return self.jobs.cancel(view.id)
+
+    def _next_to_stop(self, caller: Caller) -> JobView:
+        """The caller's running job, else its next queued one (a visitor's own only: another's job is not its to
+        stop, and a Cancel must not fail just because someone else's job runs)."""
+        running = self.jobs.current()
+        mine = [
+            view
+            for view in self.jobs.jobs()  # newest first
+            if not view.final and (caller.owner or self.jobs.owner_of(view.id) == caller.workspace)
+        ]
+        if not mine:
+            whose = "" if caller.owner else " launched from this browser"
+            raise UserError(f"No fine-tune{whose} is running or waiting.")
+        if running is not None and any(view.id == running.id for view in mine):
+            return running
+        return mine[-1]  # the oldest waiting: the next to run
 
     def resume(self, caller: Caller = Caller(owner=True)) -> JobView:
         """Go on with the newest job, cancelled or failed, from its last checkpoint (same data and settings): the

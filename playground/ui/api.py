@@ -8,7 +8,8 @@ manage them; another caller's token is never guessed or listed. The comparison i
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from contextlib import closing
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,13 @@ from adapters.jobs.view import JobView
 from playground.advisor import AdvisorService
 from playground.advisor_rules import Answers
 from playground.arena import ArenaService
+from playground.compare import ROW_NAMES, CompareOptions
 from playground.documents import TABLE_HEADERS, DocumentsService
+from playground.eval_service import EvaluateService
+from playground.evaluate import EvalReport
 from playground.finetune import FinetuneService
+from playground.freshness import FreshnessService
+from playground.load import COMPARE_GROUP
 from playground.ui.errors import shows_errors
 
 FILE_ROW = [header.lower() for header in TABLE_HEADERS]  # file, status, pages, characters, chunks, message
@@ -61,7 +67,39 @@ def _job(view: JobView) -> dict[str, Any]:
     }
 
 
-def build(documents: DocumentsService, finetune: FinetuneService, arena: ArenaService, advisor: AdvisorService) -> None:
+def _options(
+    arms: list[str] | None,
+    adapter: str | None,
+    top_k: int | None,
+    retrieval: str | None,
+    rerank: bool,
+    max_new_tokens: int | None,
+    temperature: float | None,
+    seed: int | None,
+    workspace: str | None,
+) -> CompareOptions:
+    """The comparison options an endpoint was given; each left out keeps the page's default."""
+    chosen = CompareOptions(
+        arms=tuple(arms) if arms else ROW_NAMES,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        top_k=top_k,
+        workspace=workspace or None,
+        rerank=bool(rerank),
+        adapter=adapter or None,
+    )
+    return replace(chosen, retrieval=retrieval) if retrieval else chosen
+
+
+def build(
+    documents: DocumentsService,
+    finetune: FinetuneService,
+    arena: ArenaService,
+    advisor: AdvisorService,
+    evaluate: EvaluateService,
+    freshness: FreshnessService,
+) -> None:
     """Registers the endpoints on the Blocks being built."""
 
     def rows(workspace: str) -> list[dict[str, Any]]:
@@ -114,9 +152,81 @@ def build(documents: DocumentsService, finetune: FinetuneService, arena: ArenaSe
             raise UserError(f"No fine-tune job {job!r}.") from None
 
     @shows_errors
-    def finetune_cancel(workspace: str = "") -> str:
-        """Stop the running (or next) fine-tune launched from this workspace; its adapter is kept, incomplete."""
-        return finetune.cancel(finetune.roles.caller(workspace or None))
+    def finetune_cancel(workspace: str = "", job: str = "") -> str:
+        """Stop the fine-tune `job`, or else the running (or next) one launched from this workspace; its adapter is
+        kept, incomplete."""
+        return finetune.cancel(finetune.roles.caller(workspace or None), job or None)
+
+    @shows_errors
+    def evaluate_questions(
+        questions: dict | None = None,
+        limit: int = 0,
+        arms: list[str] | None = None,
+        adapter: str | None = None,
+        top_k: int | None = None,
+        retrieval: str | None = None,
+        rerank: bool = False,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        workspace: str = "",
+    ) -> dict:
+        """Score the arms over a question set (a CSV or JSONL file sent with handle_file; default: the sample set,
+        `limit` questions of it, 0 for all): per arm every metric's mean with its 95 % interval, the findings, and
+        one row per question and arm. Stored in the history as on the page."""
+        chosen = evaluate.questions(str(_path(questions)) if questions else None, int(limit or 0))
+        options = _options(arms, adapter, top_k, retrieval, rerank, max_new_tokens, temperature, seed, workspace)
+        report = next(step for step in evaluate.run(evaluate.start(), chosen, options) if isinstance(step, EvalReport))
+        return report.to_json()
+
+    @shows_errors
+    def freshness_drill(
+        file: str = "",
+        old: str = "",
+        new: str = "",
+        questions: list[str] | None = None,
+        retrain: bool = False,
+        max_new_tokens: int | None = None,
+        adapter: str | None = None,
+        workspace: str = "",
+    ) -> dict:
+        """A fact changes in a private copy of one shared document (default: the guided drill's): whether RAG and the
+        hybrid read the new fact at once, whether the adapter alone still says the old one, and with `retrain` a
+        timed re-fine-tune on the changed data. Every part left out is the guided drill's."""
+        guided = freshness.guided()
+        change = replace(
+            guided,
+            source=file or guided.source,
+            old=old or guided.old,
+            new=new or guided.new,
+            questions=tuple(questions) if questions else guided.questions,
+        )
+        options = _options(None, adapter, None, None, False, max_new_tokens, None, None, workspace)
+        return freshness.run(change, options, bool(retrain)).to_json()
+
+    @shows_errors
+    def arena_match(
+        question: str,
+        arms: list[str] | None = None,
+        adapter: str | None = None,
+        max_new_tokens: int | None = None,
+        workspace: str = "",
+    ) -> dict:
+        """Two arms drawn at random answer as A and B, unnamed; vote on the returned `match` with `vote`, which
+        names them."""
+        options = _options(None, adapter, None, None, False, max_new_tokens, None, None, workspace)
+        with closing(arena.play(question, options, tuple(arms or ROW_NAMES))) as matches:
+            *_, found = matches
+        if found.error:
+            raise UserError(f"One of the arms could not answer: {found.error}")
+        return {"match": arena.hold(found), "question": found.question, "a": found.answer_a, "b": found.answer_b}
+
+    @shows_errors
+    def vote(match: str, outcome: str) -> dict:
+        """Store a vote on a match `arena_match` returned: outcome a, b, tie or both_bad. Answers who A and B were."""
+        cast = arena.vote_held(match, outcome)
+        keep = ("vote", "arm_a", "arm_b", "adapter_a", "adapter_b", "question", "time")
+        return {key: cast.to_json()[key] for key in keep}
 
     @shows_errors
     def leaderboard() -> dict:
@@ -137,15 +247,22 @@ def build(documents: DocumentsService, finetune: FinetuneService, arena: ArenaSe
         answers = Answers(changes, latency, volume, style, bool(citations), budget, bool(offline))
         return advisor.advise(answers).to_json()
 
+    names = {evaluate_questions: "evaluate", freshness_drill: "freshness", arena_match: "arena"}
+    # How many calls of an endpoint run at once. Uploads embed on the CPU beside the comparisons: two at a time. The
+    # arena's answers share the comparisons' slots and bounded wait; evaluations and drills run one at a time, as on
+    # the page (they keep the engine busy for minutes). The rest answer at once.
+    comparing = {"concurrency_limit": arena.compare.setup().concurrency, "concurrency_id": COMPARE_GROUP}
+    one_at_a_time = {"concurrency_limit": 1, "concurrency_id": "evaluate"}
+    slots = {upload: {"concurrency_limit": 2}, arena_match: comparing}
+    slots |= {evaluate_questions: one_at_a_time, freshness_drill: one_at_a_time}
     endpoints = (
         upload, list_documents, delete_document, list_adapters, finetune_start, finetune_status, finetune_cancel,
-        leaderboard, advise,
+        evaluate_questions, freshness_drill, arena_match, vote, leaderboard, advise,
     )  # fmt: skip
     for fn in endpoints:
-        # Uploads embed on the CPU beside the comparisons: two at a time; the rest answer at once.
-        gr.api(fn, api_name=fn.__name__, concurrency_limit=2 if fn is upload else None)
+        gr.api(fn, api_name=names.get(fn, fn.__name__), **slots.get(fn, {"concurrency_limit": None}))
     taken = {block.api_name for block in get_blocks_context().fns.values() if block.fn not in endpoints}
-    if clash := taken & {fn.__name__ for fn in endpoints}:  # Gradio would rename ours: the names must stay stable
+    if clash := taken & {names.get(fn, fn.__name__) for fn in endpoints}:  # Gradio would rename ours: names stay
         raise RuntimeError(f"page events took the API names {sorted(clash)}: give those events other names")
 
 

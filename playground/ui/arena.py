@@ -160,11 +160,11 @@ def build(
 
     def cast(outcome: Outcome) -> Callable[[Match | None], dict]:
         @shows_errors
-        def vote(found: Match | None) -> dict:
+        def cast_vote(found: Match | None) -> dict:  # not `vote`: that API name is the endpoint's (ui/api.py)
             stored = service.vote(found, outcome)
             return {match: None, revealed: reveal(stored)} | voting(False) | board()
 
-        return vote
+        return cast_vote
 
     private: dict[str, Any] = {"api_visibility": "private"}
     # The arena's answers come from the same engine as the side-by-side view: they share its slots and queue.

@@ -25,6 +25,11 @@ def in_folder(tmp_path, monkeypatch):
     """The files the examples name, in the folder they run from."""
     (tmp_path / "my-notes.md").write_text(f"# Orbit 9 lantern\n\n{NOTE}\n")
     shutil.copy(SAMPLE_DATA / "finetune" / "formats" / "sharegpt.jsonl", tmp_path / "my-data.jsonl")
+    (tmp_path / "my-questions.csv").write_text(
+        "question,reference,fact\n"
+        "How much does the Summit 2 tent cost?,The Summit 2 tent costs $289.,$289\n"
+        "What does the Orbit 9 lantern cost?,It costs $77.,$77\n"
+    )
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -33,7 +38,7 @@ def test_the_readme_shows_the_api_for_every_action():
     called = set(re.findall(r'api_name="(/\w+)"', "".join(_examples())))
     assert called >= {
         "/compare", "/upload", "/list_documents", "/delete_document", "/finetune_start", "/finetune_status",
-        "/finetune_cancel", "/list_adapters", "/leaderboard", "/advise",
+        "/finetune_cancel", "/list_adapters", "/evaluate", "/freshness", "/arena", "/vote", "/leaderboard", "/advise",
     }  # fmt: skip
 
 
@@ -58,6 +63,16 @@ def test_every_readme_example_runs_against_a_local_server(url, in_folder):
     assert api["removed"]["deleted_chunks"] >= 1 and api["removed"]["files"] == []
     assert api["job"]["id"] and api["status"]["id"] == api["job"]["id"]
     assert "stops after its current step" in api["stopped"] or "taken off the queue" in api["stopped"]
+    report = api["report"]
+    assert report["questions"] == 2 and set(report["metrics"]) == {"rag", "finetuned"}
+    assert len(report["rows"]) == 4 and {row["arm"] for row in report["rows"]} == {"rag", "finetuned"}
+    assert report["settings"]["questions"]["name"] == "my-questions.csv"
+    drill = api["drill"]
+    assert drill["change"]["old"] == "$319" and drill["retrieved"] and drill["retrieved"][0]["new_fact_read"]
+    assert {answer["arm"] for answer in drill["answers"]} == {"base", "rag", "finetuned", "hybrid"}
+    match, revealed = api["match"], api["revealed"]
+    assert set(match) == {"match", "question", "a", "b"}, "the match must not name its arms before the vote"
+    assert revealed["vote"] == "a" and revealed["arm_a"] != revealed["arm_b"]
     assert (isinstance(api["adapters"], list) and "ratings" in str(api["ratings"]).lower()) or api[
         "ratings"
     ] is not None

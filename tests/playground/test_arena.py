@@ -306,6 +306,30 @@ def test_play_refuses_a_bad_question_before_any_draw_and_vote_needs_a_match(tmp_
         arena.vote(None, A)
 
 
+def test_a_held_match_takes_one_vote_and_a_wrong_outcome_leaves_it_to_vote_on(tmp_path, monkeypatch):
+    """The API's arena: a finished match waits by an unguessable id; the vote names the arms and drops it."""
+    from playground import arena as arena_module
+    from playground.compare import CompareOptions
+
+    arena = _arena(tmp_path)
+    final = list(arena.play("How much is the Summit 2 tent?", CompareOptions()))[-1]
+    held = arena.hold(final)
+    assert len(held) >= 16 and held != arena.hold(final)
+    with pytest.raises(UserError, match="A vote is one of a, b, tie, both_bad; got 'left'"):
+        arena.vote_held(held, "left")
+    vote = arena.vote_held(held, "tie")  # still there after the mistyped vote
+    assert (vote.arm_a, vote.arm_b, vote.vote) == (final.arm_a, final.arm_b, TIE)
+    with pytest.raises(UserError, match="voted on already"):
+        arena.vote_held(held, "a")  # counted once
+    with pytest.raises(UserError, match="is not one `arena` returned"):
+        arena.vote_held("made-up", "a")
+    monkeypatch.setattr(arena_module, "HELD_MATCHES", 2)
+    first, *_ = [arena.hold(final) for _ in range(3)]
+    with pytest.raises(UserError, match="the latest 2 wait"):
+        arena.vote_held(first, "a")  # the oldest went first
+    assert arena.leaderboard().votes == 1
+
+
 # --- the page: blind while answering, named after the vote ----------------------------------------------------------
 
 

@@ -112,3 +112,33 @@ def test_shared_setting(monkeypatch, value, shared):
     assert Settings().shared is shared
     monkeypatch.setenv("SPACE_ID", "someone/playground")
     assert Settings().shared is (value != "0")
+
+
+def test_cancel_stops_the_callers_own_job_never_anothers(runtime, tmp_path):
+    """Cancel without a job id stops the caller's running or next job: another visitor's running job is neither
+    stopped nor in the way; by id, a visitor may stop only its own."""
+    from adapters.errors import UserError
+    from playground.config import SAMPLE_DATA
+
+    data = SAMPLE_DATA / "finetune" / "formats" / "sharegpt.jsonl"
+    settings = runtime.settings.with_overrides(shared=True, owner_password="open sesame", home=tmp_path)
+    service = FinetuneService(replace(runtime, settings=settings))
+    alice, bob = service.roles.caller(ALICE), service.roles.caller(BOB)
+    try:
+        alices = service.launch(data, "alice", "quick demo", fit={"max_steps": 5000}, caller=alice)
+        bobs = service.launch(data, "bob", "quick demo", fit={"max_steps": 5000}, caller=bob)  # waits behind hers
+        with pytest.raises(UserError, match="Only the server's owner can cancel"):
+            service.cancel(bob, alices.id)
+        with pytest.raises(UserError, match="No fine-tune job 'nope'"):
+            service.cancel(bob, "nope")
+        assert "taken off the queue" in service.cancel(bob)  # his own, though hers runs
+        assert service.jobs.view(bobs.id).state == "cancelled"
+        assert service.jobs.view(alices.id).state in {"queued", "running"}
+        with pytest.raises(UserError, match="No fine-tune launched from this browser is running or waiting"):
+            service.cancel(bob)
+        service.cancel(alice)
+        assert service.jobs.wait(alices.id, timeout_s=180).state == "cancelled"
+        with pytest.raises(UserError, match=r"^No fine-tune is running or waiting"):
+            service.cancel(service.roles.caller(None, unlocked=True))
+    finally:
+        service.jobs.close()
