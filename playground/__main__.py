@@ -9,7 +9,10 @@ python -m playground freshness --json     # a fact changes: RAG re-indexes, the 
 python -m playground prepare              # build the demo model and index ahead of time
 python -m playground leaderboard --json   # the blind arena's ratings, from the stored votes
 python -m playground advise --style much --changes often --json   # RAG, fine-tuning or hybrid, citing measurements
+python -m playground documents|jobs|adapters --json   # what is stored; --delete FILE, --cancel JOB (cli_manage.py)
+python -m playground arena "QUESTION"     # a blind match in the terminal: two unnamed answers, your vote names them
 python -m playground bench retrieval|ingest|finetune|compare|startup --json
+python -m playground bench all [--quick] --json   # every bench in turn: one table of figures against their targets
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from adapters.errors import UserError
 from adapters.jobs.events import BackendChosen, DatasetRead, Eval, Forgetting, JobEvent, Step
 from adapters.training.backends import AUTO, preferences
 from pipelines.retrieval_modes import DEFAULT_MODE, RetrievalMode
+from playground import cli_manage
 from playground.advisor_rules import QUESTIONS, Answers
 from playground.config import Settings
 from playground.logs import configure_logging
@@ -41,6 +45,7 @@ SUBCOMMANDS = (
     "finetune",
     "leaderboard",
     "advise",
+    *cli_manage.COMMANDS,
 )
 
 
@@ -161,8 +166,9 @@ def parser() -> argparse.ArgumentParser:
             advise.add_argument(f"--{asked.name}", action="store_true", help=asked.text)
     advise.add_argument("--run", help="the evaluation run to cite (default: the latest stored)")
     advise.add_argument("--json", action="store_true", help="print the advice, its reasons and evidence as JSON")
+    cli_manage.add_parsers(commands, decoding, common)  # documents, jobs, adapters, arena
     bench = commands.add_parser("bench", help="benchmarks, each against a baseline measured in the same run")
-    bench.add_argument("target", choices=["retrieval", "ingest", "finetune", "compare", "startup"])
+    bench.add_argument("target", choices=["retrieval", "ingest", "finetune", "compare", "startup", "all"])
     bench.add_argument("--chunks", type=int, help="retrieval: stored chunks (100000); ingest: chunks to index (600)")
     bench.add_argument("--queries", type=int, default=50, help="retrieval only")
     bench.add_argument("--steps", type=int, help="finetune: training steps per side and round (CPU 40, GPU 60)")
@@ -181,6 +187,9 @@ def parser() -> argparse.ArgumentParser:
         "a randomly initialised model of Llama-3.2-1B's shape",
     )
     bench.add_argument("--seq-len", help="finetune --gpu: example lengths in tokens, separated by commas (1024,2048)")
+    bench.add_argument(
+        "--quick", action="store_true", help="all: small settings for every bench (minutes; not representative)"
+    )
     bench.add_argument("--json", action="store_true")
     return top
 
@@ -437,6 +446,12 @@ def _advise(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.target == "all":
+        from playground.bench import all as bench_all
+
+        return bench_all.main(args)
+    if args.quick:
+        raise UserError("--quick is for bench all only")
     for flag in ("chunks", "queries", "steps", "rounds", "tokens"):
         value = getattr(args, flag, None)
         if value is not None and value < (2 if flag == "tokens" else 1):
@@ -525,6 +540,13 @@ def _run(args: argparse.Namespace) -> int:
         return _leaderboard(args)
     if args.command == "advise":
         return _advise(args)
+    if args.command in ("documents", "jobs", "adapters"):
+        return getattr(cli_manage, args.command)(args)
+    if args.command == "arena":
+        from playground.compare import check_request
+
+        check_request(args.question, _options(args))  # a bad question ends here, before the models load
+        return cli_manage.arena(args, _options(args), _settings(args))
 
     from playground.runtime import start
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from adapters.errors import UserError
 from pipelines.embedder import EmbedderInfo, resolve_embedder
 from pipelines.fast_store import FastDocumentStore
 from pipelines.indexing import ChunkSettings
@@ -57,3 +58,28 @@ def add_knowledge_base(settings: Settings, store: FastDocumentStore) -> int:
     documents = saved.filter_documents()
     store.write_documents(documents)
     return len(documents)
+
+
+def knowledge_base_files(settings: Settings) -> dict[str, int]:
+    """The files added with `index`, each with its chunks."""
+    saved = load_store(knowledge_base_path(settings))
+    counts: dict[str, int] = {}
+    for document in saved.filter_documents() if saved is not None else []:
+        name = str(document.meta.get("file_path", ""))
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def delete_file(settings: Settings, name: str) -> int:
+    """Removes a file's chunks from the persistent knowledge base; returns how many went."""
+    from playground.workspaces import chunks_of_file
+
+    target = knowledge_base_path(settings)
+    store = load_store(target)
+    chunks = chunks_of_file(store, name) if store is not None else []
+    if not chunks:
+        known = ", ".join(knowledge_base_files(settings)) or "none"
+        raise UserError(f"{name} is not in the knowledge base under {settings.home} (its files: {known}).")
+    store.delete_documents([chunk.id for chunk in chunks])
+    save_store(store, target)
+    return len(chunks)

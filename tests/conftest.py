@@ -76,7 +76,7 @@ def fake_openai():
 def run_cli():
     """`python -m playground ARGS` on the session's tiny demo model (pass the session's home: it starts in seconds)."""
 
-    def run(home: Path, *args: str) -> subprocess.CompletedProcess:
+    def run(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         env = {
             **os.environ,
             "PLAYGROUND_HOME": str(home),
@@ -93,6 +93,7 @@ def run_cli():
             capture_output=True,
             text=True,
             timeout=600,
+            input=stdin,
         )
 
     return run

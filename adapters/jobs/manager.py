@@ -69,7 +69,10 @@ class JobManager:
         home: Path,
         on_finished: Callable[[JobView], None] | None = None,
         python: str = sys.executable,
+        lead: bool = True,
     ) -> None:
+        """`lead=False`: never start jobs, only submit, cancel and read (a command that lists or cancels must not
+        start the queued jobs of an app that is not running)."""
         self.root = home / "jobs"
         self.root.mkdir(parents=True, exist_ok=True)
         self.on_finished = on_finished
@@ -86,7 +89,8 @@ class JobManager:
         # starts jobs, so one job trains at a time. The others submit, cancel and read. It is the kernel's lock
         # (flock) on an open file: the process holding it releases it however it ends, killed included.
         self._leader_lock = FileLock(self.root / LEADER, timeout=0, thread_local=False)
-        self.leader = self._try_lead()
+        self._may_lead = lead
+        self.leader = lead and self._try_lead()
         _remove_stale_staging(home / "adapters")
         if self.leader:
             self._recover()
@@ -177,7 +181,9 @@ class JobManager:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self._leader_lock.release(force=True)  # another manager on this home may lead now
+        with self._lock:
+            self.leader = False  # a job submitted after this waits for another manager to start it
+            self._leader_lock.release(force=True)  # another manager on this home may lead now
 
     # ---- the supervisor ---------------------------------------------------------------------------------------
 
@@ -185,7 +191,7 @@ class JobManager:
         while not self._stop.wait(POLL_S):
             try:
                 with self._lock:
-                    if not self.leader and self._try_lead():  # the leading manager has gone: take over
+                    if not self.leader and self._may_lead and self._try_lead():  # the leader has gone: take over
                         self.leader = True
                         self._recover()
                     if self.leader:
