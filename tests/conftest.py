@@ -232,6 +232,22 @@ def upload():
 
 
 @pytest.fixture
+def shots(tmp_path: Path):
+    """Saves a full-page screenshot as NAME.png under $PLAYGROUND_SCREENSHOTS when set (CI keeps that folder as an
+    artifact: what each tab's main path looked like), else under the test's tmp_path."""
+    folder = Path(os.environ.get("PLAYGROUND_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def shot(page, name: str) -> Path:
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 10_000, f"the screenshot {path.name} is blank"
+        return path
+
+    return shot
+
+
+@pytest.fixture
 def download():
     """`download(page, selector, path)`: clicks the download button, saves the file at `path` and returns its text."""
 

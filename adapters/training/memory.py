@@ -100,8 +100,9 @@ class MemoryEstimate:
 
     def describe(self) -> str:
         return (
-            f"about {self.total_gib:.1f} GiB at peak on the {self.device} ({self.weights_gib:.1f} weights, "
-            f"{self.adapter_gib:.2f} adapter and optimizer, {self.activations_gib:.1f} activations; {self.backend})"
+            f"about {_size(self.total_gib)} at peak on the {self.device} ({_size(self.weights_gib)} weights, "
+            f"{_size(self.adapter_gib)} adapter and optimizer, {_size(self.activations_gib)} activations; "
+            f"{self.backend})"
         )
 
     def problem(self, free_gib: float) -> str | None:
@@ -116,6 +117,11 @@ class MemoryEstimate:
             f"This fine-tune needs {self.describe()}, but only {free_gib:.1f} GiB of {self.device} memory is free "
             f"({usable:.1f} GiB usable): {advice}."
         )
+
+
+def _size(gib: float) -> str:
+    """GiB with one decimal; under 0.1 GiB in MiB, so a small model's figures do not all read 0.0."""
+    return f"{gib:.1f} GiB" if gib >= 0.1 else f"{gib * 1024:.1f} MiB"
 
 
 def estimate(

@@ -96,9 +96,12 @@ def sft_trainer(settings: BenchSettings) -> Runner:
 
     def run(examples: list[ChatExample], fit: FitSettings, folder: Path) -> float:
         from datasets import Dataset
+        from datasets.utils.logging import disable_progress_bar
         from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
         from transformers.trainer_callback import PrinterCallback
         from trl import SFTConfig, SFTTrainer
+
+        disable_progress_bar()  # four bars per round while TRL prepares the dataset: noise in `bench all`'s log
 
         class Clock(TrainerCallback):
             started = ended = 0.0

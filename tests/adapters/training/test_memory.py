@@ -103,3 +103,14 @@ def test_the_quick_preset_stays_as_it_is_on_a_cpu_a_small_gpu_or_where_the_user_
     assert (fit.batch_size, fit.max_seq_length) == (4, 1024)  # the user's batch, the GPU's length
     _, fit, note = _sized(monkeypatch, 139.0, gpu=True, batch_size=4, max_seq_length=128)
     assert (fit.batch_size, fit.max_seq_length, note) == (4, 128, "")
+
+
+def test_a_small_models_estimate_is_said_in_mib_not_as_zero_gib():
+    from adapters.training.memory import MemoryEstimate
+
+    small = MemoryEstimate(0.004, 0.0005, 0.02, "transformers", "CPU").describe()
+    assert small == (
+        "about 25.1 MiB at peak on the CPU (4.1 MiB weights, 0.5 MiB adapter and optimizer, 20.5 MiB activations; "
+        "transformers)"
+    )
+    assert MemoryEstimate(15.0, 0.25, 2.0, "unsloth", "GPU").describe().startswith("about 17.2 GiB at peak on the GPU")

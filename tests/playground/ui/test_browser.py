@@ -31,7 +31,7 @@ def _ask(page, question: str, answered_js: str) -> None:
     page.wait_for_function(answered_js, timeout=120_000)
 
 
-def test_asking_fills_every_pane_while_streaming(page, runtime):
+def test_asking_fills_every_pane_while_streaming(page, runtime, shots):
     # Record every distinct value the RAG pane takes, to see the answer arrive in pieces.
     page.evaluate(
         """() => {
@@ -66,6 +66,7 @@ def test_asking_fills_every_pane_while_streaming(page, runtime):
     non_empty = [v for v in values if v]
     assert len(non_empty) >= 2, f"the RAG answer appeared at once, not streamed: {values}"
     assert "demo model" in page.locator("#model-banner").inner_text()
+    shots(page, "1-compare-four-panes")
 
 
 def test_hybrid_pane_can_be_hidden(page):
@@ -166,7 +167,7 @@ def _wait_for_text(page, elem_id: str, text: str) -> None:
     page.wait_for_function(f"() => document.querySelector('#{elem_id}').innerText.includes({text!r})", timeout=240_000)
 
 
-def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(open_page, upload, tmp_path):
+def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(open_page, upload, tmp_path, shots):
     questions = tmp_path / "mine.csv"
     questions.write_text(
         "question,reference,fact,source\n"
@@ -184,6 +185,7 @@ def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(open_pag
     assert "Hybrid − RAG" in page.locator("#eval-differences").inner_text()
     assert "recall@k" in page.locator("#eval-retrieval").inner_text()
     assert page.locator("#eval-quality-plot .vega-embed, #eval-quality-plot canvas, #eval-quality-plot svg").count()
+    shots(page, "4-evaluate-table")
     with page.expect_download() as download:
         page.locator("#eval-csv a").first.click()
     with download.value.path().open(newline="") as written:

@@ -29,7 +29,7 @@ def _play_and_vote(page, question: str, button: str) -> str:
     return page.locator("#arena-reveal").inner_text()
 
 
-def test_vote_blind_then_see_the_names_and_the_leaderboard(open_page, download, tmp_path: Path):
+def test_vote_blind_then_see_the_names_and_the_leaderboard(open_page, download, tmp_path: Path, shots):
     context, page = open_page()
     page.get_by_role("tab", name="Blind arena").click()
     first = _play_and_vote(page, "How many days do I have to return an item?", "tie")
@@ -39,6 +39,7 @@ def test_vote_blind_then_see_the_names_and_the_leaderboard(open_page, download, 
     assert "Your vote: A is better" in second
     board = page.locator("#arena-board").inner_text()
     assert "[" in board and "]" in board  # ratings carry their 95 % intervals
+    shots(page, "5-arena-vote-and-leaderboard")
 
     # The vote log, as stored (JSONL) and as a table (CSV), with every field of each vote; other tests of this
     # session may have voted before: the figures on the page are checked against the whole log

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 from pathlib import Path
 
@@ -22,20 +21,6 @@ DOWNLOAD_ENABLED = "() => { const b = document.querySelector('#download-json'); 
 GOOD_ENABLED = "() => { const b = document.querySelector('#usage-good input'); return !!b && !b.disabled; }"
 
 
-@pytest.fixture
-def shots(tmp_path: Path):
-    """Saves a full-page screenshot under $PLAYGROUND_SCREENSHOTS when set (kept as an artifact), else tmp_path."""
-    folder = Path(os.environ.get("PLAYGROUND_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def shot(page, name: str) -> Path:
-        path = folder / f"decide-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        return path
-
-    return shot
-
-
 def _text(page, elem_id: str) -> str:
     return page.locator(f"#{elem_id}").inner_text()
 
@@ -48,7 +33,7 @@ def test_which_approach_gives_a_recommendation_with_reasons(open_page, shots):
     page.click("#advisor-ask")
     page.wait_for_function("() => document.querySelector('#advisor-advice').innerText.includes('Why')", timeout=30_000)
     advice = _text(page, "advisor-advice")
-    shots(page, "advisor")
+    shots(page, "decide-advisor")
     assert any(name in advice.split("\n", 1)[0] for name in ("RAG", "Fine-tuning", "fine-tuning", "Hybrid", "hybrid"))
     assert "What was measured" in advice
     assert "cite" in advice.lower() or "change" in advice.lower()  # a reason in words, from the answers chosen
@@ -91,7 +76,7 @@ def test_compare_support_download_then_fine_tune_on_rag_answers(open_page, shots
     assert tuple(rows[0]) == COMPARISON_COLUMNS
     assert {row["arm"] for row in rows} == {"base", "rag", "finetuned", "hybrid"}
     assert all(row["question"] == QUESTION and row["comparison"] == "1" for row in rows)
-    shots(page, "compare")
+    shots(page, "decide-compare")
 
     # The answer was logged (consent is on by default off a shared demo): mark it good
     page.wait_for_function(GOOD_ENABLED, timeout=30_000)
@@ -108,7 +93,7 @@ def test_compare_support_download_then_fine_tune_on_rag_answers(open_page, shots
     page.wait_for_function(
         f"() => document.querySelector('#ft-pairs').innerText.includes({json.dumps(QUESTION)})", timeout=30_000
     )
-    shots(page, "finetune")
+    shots(page, "decide-finetune")
 
     # (c) the reviewed log trains an adapter, and the job's card says where its data came from
     page.wait_for_function(

@@ -53,7 +53,7 @@ def _ask(page) -> str:
     return page.locator("#chunks").inner_text()
 
 
-def test_upload_inspect_ask_and_stay_private(open_page, folder):
+def test_upload_inspect_ask_and_stay_private(open_page, folder, shots):
     context, page = open_page()
     page.get_by_role("tab", name="Documents").click()
     # The "Upload a folder" button's input (Gradio renders it next to the button, not inside it).
@@ -73,6 +73,7 @@ def test_upload_inspect_ask_and_stay_private(open_page, folder):
     page.get_by_role("option", name="page.html (yours)").click()
     page.wait_for_function("() => document.querySelector('#preview').innerText.includes('green aprons')")
     assert "secretCode" not in page.locator("#preview").inner_text()
+    shots(page, "2-documents-upload-and-chunks")
 
     chunks = _ask(page)
     assert "zorblax.txt" in chunks and "your file" in chunks

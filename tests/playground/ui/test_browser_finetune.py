@@ -23,7 +23,7 @@ def _choose(page, elem_id: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def test_launch_watch_and_compare(open_page, tmp_path: Path):
+def test_launch_watch_and_compare(open_page, tmp_path: Path, shots):
     context, page = open_page("Fine-tune")
     assert "transformers" in _text(page, "ft-backend")
 
@@ -40,13 +40,22 @@ def test_launch_watch_and_compare(open_page, tmp_path: Path):
     assert "Length per example" in _text(page, "ft-stats") and "null" not in _text(page, "ft-stats")
     _fill(page, "ft-name", "browser voice")
     page.get_by_text("LoRA and training settings (the preset's values)").click()
-    _fill(page, "ft-steps", "8")
+    _fill(page, "ft-steps", "40")
     page.get_by_role("button", name="Launch fine-tune").click()
+    # While it trains, the progress line's loss changes from step to step: every value it shows is kept.
     page.wait_for_function(
-        "() => document.querySelector('#ft-progress').innerText.includes('browser-voice')"
-        " && document.querySelector('#ft-progress').innerText.includes('completed')",
+        """() => {
+            const text = document.querySelector('#ft-progress').innerText;
+            window.__losses = window.__losses || new Set();
+            const found = text.match(/running · step (\\d+) of 40.*train loss \\(last step\\) ([0-9.]+)/);
+            if (found) window.__losses.add(found[1] + ':' + found[2]);
+            return text.includes('browser-voice') && text.includes('completed');
+        }""",
         timeout=180_000,
     )
+    seen = page.evaluate("() => [...window.__losses]")
+    assert len({entry.split(":")[1] for entry in seen}) >= 2, f"the loss shown never moved while training: {seen}"
+    shots(page, "3-finetune-loss")
     assert "Saved adapter" in _text(page, "ft-status")
     assert "browser-voice" in _text(page, "ft-adapters")
     assert page.locator("#ft-plot canvas, #ft-plot svg").count() > 0
