@@ -57,6 +57,36 @@ class CompareOptions:
     # the engine's.
     timing: str | None = None
 
+    @classmethod
+    def requested(
+        cls,
+        arms: list[str] | None = None,
+        adapter: str | None = None,
+        top_k: int | None = None,
+        retrieval: str | None = None,
+        rerank: bool = False,
+        files: list[str] | None = None,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        timing: str | None = None,
+        workspace: str | None = None,
+    ) -> CompareOptions:
+        """Options as a script sends them (the API): each one left out, None or empty, keeps its default."""
+        return cls(
+            arms=tuple(arms) if arms else ROW_NAMES,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            top_k=top_k,
+            retrieval=retrieval or DEFAULT_MODE,
+            files=tuple(files or ()),
+            workspace=workspace or None,
+            rerank=bool(rerank),
+            adapter=adapter or None,
+            timing=timing or None,
+        )
+
 
 @dataclass
 class Comparison:

@@ -67,31 +67,6 @@ def _job(view: JobView) -> dict[str, Any]:
     }
 
 
-def _options(
-    arms: list[str] | None,
-    adapter: str | None,
-    top_k: int | None,
-    retrieval: str | None,
-    rerank: bool,
-    max_new_tokens: int | None,
-    temperature: float | None,
-    seed: int | None,
-    workspace: str | None,
-) -> CompareOptions:
-    """The comparison options an endpoint was given; each left out keeps the page's default."""
-    chosen = CompareOptions(
-        arms=tuple(arms) if arms else ROW_NAMES,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        seed=seed,
-        top_k=top_k,
-        workspace=workspace or None,
-        rerank=bool(rerank),
-        adapter=adapter or None,
-    )
-    return replace(chosen, retrieval=retrieval) if retrieval else chosen
-
-
 def build(
     documents: DocumentsService,
     finetune: FinetuneService,
@@ -175,7 +150,9 @@ def build(
         `limit` questions of it, 0 for all): per arm every metric's mean with its 95 % interval, the findings, and
         one row per question and arm. Stored in the history as on the page."""
         chosen = evaluate.questions(str(_path(questions)) if questions else None, int(limit or 0))
-        options = _options(arms, adapter, top_k, retrieval, rerank, max_new_tokens, temperature, seed, workspace)
+        options = CompareOptions.requested(
+            arms, adapter, top_k, retrieval, rerank, None, max_new_tokens, temperature, seed, None, workspace
+        )
         report = next(step for step in evaluate.run(evaluate.start(), chosen, options) if isinstance(step, EvalReport))
         return report.to_json()
 
@@ -201,7 +178,7 @@ def build(
             new=new or guided.new,
             questions=tuple(questions) if questions else guided.questions,
         )
-        options = _options(None, adapter, None, None, False, max_new_tokens, None, None, workspace)
+        options = CompareOptions.requested(adapter=adapter, max_new_tokens=max_new_tokens, workspace=workspace)
         return freshness.run(change, options, bool(retrain)).to_json()
 
     @shows_errors
@@ -214,7 +191,7 @@ def build(
     ) -> dict:
         """Two arms drawn at random answer as A and B, unnamed; vote on the returned `match` with `vote`, which
         names them."""
-        options = _options(None, adapter, None, None, False, max_new_tokens, None, None, workspace)
+        options = CompareOptions.requested(adapter=adapter, max_new_tokens=max_new_tokens, workspace=workspace)
         with closing(arena.play(question, options, tuple(arms or ROW_NAMES))) as matches:
             *_, found = matches
         if found.error:

@@ -255,18 +255,8 @@ def build(
         arms: any of base, rag, finetuned, hybrid (default all); timing: interleaved, sequential or batched
         (default: the engine's); workspace: a private workspace id whose uploads are retrieved as well.
         """
-        options = CompareOptions(
-            arms=tuple(arms) if arms else ROW_NAMES,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            seed=seed,
-            top_k=top_k,
-            retrieval=retrieval or setup.mode,
-            files=tuple(files or ()),
-            workspace=workspace or None,
-            rerank=bool(rerank),
-            adapter=adapter or None,
-            timing=timing or None,
+        options = CompareOptions.requested(
+            arms, adapter, top_k, retrieval, rerank, files, max_new_tokens, temperature, seed, timing, workspace
         )
         return service.compare(question, options).to_json()
 
