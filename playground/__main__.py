@@ -100,6 +100,12 @@ def parser() -> argparse.ArgumentParser:
     shown = compare.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="print the comparison as JSON")
     shown.add_argument("--markdown", action="store_true", help="print a Markdown report (figures, answers, chunks)")
+    compare.add_argument(
+        "--support",
+        action="store_true",
+        help="mark each sentence of the RAG, fine-tuned and hybrid answers: backed by a chunk, the training data, or "
+        "neither",
+    )
     evaluate = commands.add_parser(
         "eval",
         parents=[common, decoding],
@@ -246,6 +252,12 @@ def _print_comparison(result: dict) -> None:
             )
     print(f"\n{result['summary']}")
     print(f"How measured: {result['timing']['note']}")
+    for name, found in result.get("support", {}).get("answers", {}).items():
+        counts = found["counts"]
+        print(
+            f"Support, {name}: {counts['chunk']} sentences backed by a retrieved chunk, {counts['training']} by the "
+            f"training data, {counts['none']} by neither {found['note']}".rstrip()
+        )
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -591,9 +603,10 @@ def _run(args: argparse.Namespace) -> int:
         return _freshness(args, service)
     if args.command == "compare":
         try:
-            result = service.compare(args.question, _options(args)).to_json()
+            state = service.compare(args.question, _options(args))
         except UserError as error:
             raise UserError(str(error)) from None
+        result = state.to_json() | ({"support": service.support.check(state).to_json()} if args.support else {})
         if args.json:
             print(json.dumps(result, indent=2))
         elif args.markdown:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -119,6 +119,21 @@ class SupportReport:
     answers: dict[str, AnswerSupport]
     method: str
     notes: list[str]  # what was compared: the chunks (or that there were none), the training set or why none
+
+    def to_json(self) -> dict[str, Any]:
+        """As the API and `compare --support` give it: per arm its sentences with their marks, and the counts."""
+        return {
+            "method": self.method,
+            "notes": list(self.notes),
+            "answers": {
+                arm: {
+                    "counts": {mark: found.count(mark) for mark in (CHUNK, TRAINING, NONE)},
+                    "note": found.note,
+                    "sentences": [asdict(sentence) for sentence in found.sentences],
+                }
+                for arm, found in self.answers.items()
+            },
+        }
 
 
 def split_sentences(text: str) -> list[str]:

@@ -247,18 +247,22 @@ def build(
         seed: int | None = None,
         timing: str | None = None,
         workspace: str | None = None,
+        support: bool = False,
     ) -> dict:
         """Ask the arms one question; returns the comparison as JSON (answers, chunks, timings, summary).
 
         adapter: a registered adapter's name (default: the one the app started with); top_k: 1-20 chunks;
         retrieval: {modes}; rerank: use the cross-encoder; files: only these source files;
         arms: any of base, rag, finetuned, hybrid (default all); timing: interleaved, sequential or batched
-        (default: the engine's); workspace: a private workspace id whose uploads are retrieved as well.
+        (default: the engine's); workspace: a private workspace id whose uploads are retrieved as well;
+        support: also mark each sentence of the RAG, fine-tuned and hybrid answers as supported by a retrieved chunk,
+        by the adapter's training data, or by neither (under "support").
         """
         options = CompareOptions.requested(
             arms, adapter, top_k, retrieval, rerank, files, max_new_tokens, temperature, seed, timing, workspace
         )
-        return service.compare(question, options).to_json()
+        state = service.compare(question, options)
+        return state.to_json() | ({"support": service.support.check(state).to_json()} if support else {})
 
     compare.__doc__ = (compare.__doc__ or "").replace("{modes}", ", ".join(value for _, value in setup.modes))
     gr.api(on_gpu(compare, ZERO_GPU_COMPARE_S), api_name="compare", **slots)

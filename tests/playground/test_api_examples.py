@@ -60,6 +60,8 @@ def test_every_readme_example_runs_against_a_local_server(url, in_folder):
     assert api["uploaded"]["files"][0]["status"] == "indexed" and api["files"][0]["file"] == "my-notes.md"
     private = [chunk for chunk in api["mine"]["chunks"] if chunk["private"]]
     assert private and "Orbit 9" in private[0]["content"], "compare did not read the caller's own file"
+    marks = [s["mark"] for found in api["mine"]["support"]["answers"].values() for s in found["sentences"]]
+    assert marks and set(marks) <= {"chunk", "training", "none"}
     assert api["removed"]["deleted_chunks"] >= 1 and api["removed"]["files"] == []
     assert api["job"]["id"] and api["status"]["id"] == api["job"]["id"]
     assert "stops after its current step" in api["stopped"] or "taken off the queue" in api["stopped"]

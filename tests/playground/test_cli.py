@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,20 @@ def test_compare_json_offline(runtime, home, run_cli):
     assert "HF_HUB_OFFLINE" in result["model"]["note"]
     assert result["answers"]["rag"]["text"] and result["answers"]["finetuned"]["text"]
     assert "ridgeline-4-tent.txt" in [c["source"] for c in result["chunks"]]
+
+
+def test_compare_support_marks_each_sentence_in_the_json_and_the_text(runtime, home, run_cli):
+    done = run_cli(home, "compare", "What is the price of the Ridgeline 4 tent?", "--support", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    support = json.loads(done.stdout)["support"]
+    assert set(support["answers"]) == {"rag", "finetuned", "hybrid"}  # the base model has nothing to be backed by
+    for found in support["answers"].values():
+        marks = [sentence["mark"] for sentence in found["sentences"]]
+        assert all(mark in {"chunk", "training", "none"} for mark in marks) and len(marks) == sum(
+            found["counts"].values()
+        )
+    shown = run_cli(home, "compare", "What is the price of the Ridgeline 4 tent?", "--support").stdout
+    assert re.search(r"Support, rag: \d+ sentences backed by a retrieved chunk, \d+ by the training data", shown)
 
 
 def test_empty_question_exits_non_zero_with_a_message(runtime, home, run_cli):

@@ -99,6 +99,23 @@ def test_one_sentence_from_a_chunk_one_from_training_one_from_neither(embedder, 
     assert "Training examples: 2 answers of adapter voice from train.jsonl" in report.notes
 
 
+def test_the_report_as_json_keeps_every_mark_and_counts_them(embedder, training):
+    answer = "You can send unused items back within 45 days. Happy trails! The moon is made of cheese."
+    found = checker(embedder).check({"finetuned": answer, "rag": ""}, CHUNKS, training).to_json()
+    tuned = found["answers"]["finetuned"]
+    assert tuned["counts"] == {CHUNK: 1, TRAINING: 1, NONE: 1}
+    assert [(s["mark"], s["chunk"], s["line"]) for s in tuned["sentences"]] == [
+        (CHUNK, 2, None),
+        (TRAINING, None, 3),
+        (NONE, None, None),
+    ]
+    assert tuned["sentences"][0]["evidence"] == "Unused items can be returned within 45 days."
+    assert found["answers"]["rag"] == {"counts": {CHUNK: 0, TRAINING: 0, NONE: 0}, "note": "No answer to check.",
+                                       "sentences": []}  # fmt: skip
+    assert "Sentence-level support" in found["method"] and found["notes"]
+    json.dumps(found)  # plain JSON, as the API sends it
+
+
 def test_the_threshold_is_inclusive_at_the_shown_precision(embedder, training):
     answer = {"rag": "Returns are accepted for 45 days."}
     at = checker(embedder, chunk=0.7).check(answer, CHUNKS, training).answers["rag"].sentences[0]
