@@ -431,6 +431,8 @@ def _leaderboard(args: argparse.Namespace) -> int:
             counts = f"won {s.wins}, lost {s.losses}, tied {s.ties}, both bad {s.both_bad}"
             print(f"  {s.player}: {rating}; win rate {rate} ({counts})")
     print(board.position.sentence)
+    if board.caution:
+        print(board.caution)
     return 0
 
 

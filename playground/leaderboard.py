@@ -37,6 +37,7 @@ CENTRE = 1000.0
 # by well under 1 %.
 PRIOR = 0.01
 RESAMPLES = 1000
+FEW_VOTES = 5  # rated votes of an arm under which its interval says little more than that votes are few
 BATCH = 100  # resamples fitted together: bounds the memory a long log's resampled votes take
 
 
@@ -264,10 +265,23 @@ class Leaderboard:
     resamples: int = RESAMPLES
     seed: int = 0
 
+    @property
+    def caution(self) -> str:
+        """A warning when an arm is rated on few votes: a percentile bootstrap over a handful of votes often puts
+        the rating on an edge of its interval, or spans most of the scale."""
+        few = [s.player for s in self.by_arm if s.rating is not None and s.rated < FEW_VOTES]
+        if not few:
+            return ""
+        return (
+            f"Few votes: {', '.join(few)} rated on fewer than {FEW_VOTES} votes each; their ratings and intervals "
+            "will move a lot with the next votes."
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "votes": self.votes,
             "rated_votes": self.votes - self.position.both_bad,
+            "caution": self.caution,
             "scale": "Elo: 400 points = 10:1 odds of being preferred; mean of each board's arms = 1000",
             "interval": f"95 % percentile bootstrap over votes ({self.resamples} resamples, seed {self.seed})",
             "ties": "half a win and half a loss for each arm",

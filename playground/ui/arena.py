@@ -61,7 +61,7 @@ def board_note(board: Leaderboard) -> str:
     if not board.votes and not board.problems:
         return "No votes yet."
     counted = f"{board.votes} vote{'' if board.votes == 1 else 's'} ({board.position.both_bad} both bad)"
-    text = f"{counted}. {board.position.sentence}"
+    text = f"{counted}. {board.position.sentence}" + (f" {board.caution}" if board.caution else "")
     if board.problems:
         shown = "; ".join(board.problems[:3]) + ("; …" if len(board.problems) > 3 else "")
         text += f"\n\n{len(board.problems)} damaged lines of the vote log were skipped: {shown}"

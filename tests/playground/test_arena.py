@@ -394,6 +394,17 @@ def test_board_rows_show_the_interval_and_leave_unrated_arms_unranked():
 # --- the command line ----------------------------------------------------------------------------------------------
 
 
+def test_arms_rated_on_few_votes_are_named_in_a_caution():
+    few = leaderboard(_votes("rag", "finetuned", A, 3) + _votes("hybrid", "rag", B, 2), resamples=50)
+    assert few.caution == (  # RAG has 5 rated votes: it is not named
+        "Few votes: Hybrid, Fine-tuned rated on fewer than 5 votes each; their ratings and intervals will move a lot "
+        "with the next votes."
+    )
+    assert few.to_json()["caution"] == few.caution
+    enough = leaderboard(_votes("rag", "finetuned", A, 4) + _votes("finetuned", "rag", A, 2), resamples=50)
+    assert enough.caution == ""
+
+
 def test_cli_leaderboard_json(tmp_path, capsys):
     from playground.__main__ import main
 
