@@ -15,7 +15,7 @@ from typing import Any
 
 from playground import eval_history, freshness
 from playground.advisor_rules import TRAINS, Answers, Approach, question
-from playground.evaluate import METRIC_LABELS
+from playground.evaluate import METRIC_LABELS, MIN_QUESTIONS, is_lead
 
 METRIC = "f1"  # the quality quoted: token F1 against the references (SQuAD's normalisation)
 ARMS = {a.value for a in Approach}
@@ -134,8 +134,11 @@ def cite_run(run: dict[str, Any], answers: Answers, chosen: Approach) -> tuple[C
         sentence += f" vs {_interval(scores[other])} for {other.label}"
         ahead = _difference(run, best, other)
         if ahead is not None:
-            clear = round(ahead["low"], 2) > 0  # as the evaluation's findings judge it: rounded, then compared
-            sentence += f" (difference {_interval(ahead, '+.2f')}: {'more than noise' if clear else 'within noise'})"
+            clear = is_lead(ahead["low"], run.get("questions", 0))  # as the evaluation's findings judge it
+            reading = "more than noise" if clear else "within noise"
+            if round(ahead["low"], 2) > 0 and not clear:
+                reading = f"too few questions to tell, under {MIN_QUESTIONS}"
+            sentence += f" (difference {_interval(ahead, '+.2f')}: {reading})"
             figures["difference"] = {"arm": best.value, "minus": other.value, **ahead}
             if clear and other is chosen:
                 notes.append(_quality_contradiction(answers, chosen, best, where, ahead))

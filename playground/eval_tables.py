@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from playground.bootstrap import Interval
-from playground.evaluate import COSTS, METRIC_LABELS, QUALITY, RETRIEVAL
+from playground.evaluate import COSTS, METRIC_LABELS, MIN_QUESTIONS, QUALITY, RETRIEVAL
 from playground.metrics import NAMES
 
 
@@ -40,7 +40,9 @@ def difference_rows(summary: dict[str, Any], metrics: Sequence[str] = QUALITY) -
         if found["metric"] not in metrics:
             continue
         low, high = round(found["low"], 2), round(found["high"], 2)  # as shown
-        if low > 0 or high < 0:
+        if (low > 0 or high < 0) and summary["questions"] < MIN_QUESTIONS:
+            reading = f"too few questions to tell (under {MIN_QUESTIONS})"
+        elif low > 0 or high < 0:
             reading = f"{NAMES[found['arm'] if low > 0 else found['minus']]} is ahead"
         else:
             reading = "not told apart (the interval includes 0)"

@@ -22,6 +22,9 @@ from playground.metrics import LABELS
 from playground.questions import EvalItem, QuestionSet
 
 QUALITY = tuple(ANSWER_METRICS)  # exact_match, f1, rouge_l, semantic_similarity, fact_hit
+# Under this many questions no arm is called ahead, whatever its interval: a bootstrap over 2 to 4 questions has
+# only a handful of distinct resamples, and its "95 %" interval can exclude zero by chance.
+MIN_QUESTIONS = 5
 RETRIEVAL = ("recall_at_k", "mrr")
 COSTS = ("retrieval_s", "ttft_s", "latency_s", "prompt_tokens", "completion_tokens")
 ROW_COLUMNS = (
@@ -221,13 +224,31 @@ def summarize(rows: Sequence[dict[str, Any]], arms: Sequence[str]) -> dict[str, 
             kind: {arm: hit_rate([r for r in rows if r["kind"] == kind], arm) for arm in arms} for kind in kinds
         },
         "errors": sum(1 for row in rows if row["error"]),
-        "findings": findings(per_arm, differences, arms),
+        "caution": too_few(len(questions)),
+        "findings": findings(per_arm, differences, arms, len(questions)),
     }
 
 
-def findings(per_arm: dict[str, Any], differences: Sequence[dict[str, Any]], arms: Sequence[str]) -> list[str]:
+def too_few(questions: int) -> str:
+    """Why no lead is claimed on this many questions ("" when there are enough)."""
+    if questions >= MIN_QUESTIONS:
+        return ""
+    return (
+        f"Only {questions} question{'s' if questions != 1 else ''}: too few to tell arms apart (no lead is claimed "
+        f"under {MIN_QUESTIONS}; a bootstrap over so few has only a handful of distinct resamples)."
+    )
+
+
+def is_lead(low: float, questions: int) -> bool:
+    """Whether a difference's lower bound, rounded as shown, is a lead worth stating on this many questions."""
+    return round(low, 2) > 0 and questions >= MIN_QUESTIONS
+
+
+def findings(
+    per_arm: dict[str, Any], differences: Sequence[dict[str, Any]], arms: Sequence[str], questions: int
+) -> list[str]:
     """Plain sentences: per quality metric, which arm scored highest and whether its lead is more than noise."""
-    sentences = []
+    sentences = [too_few(questions)] if too_few(questions) else []
     for metric in QUALITY:
         means = {arm: per_arm[arm][metric]["mean"] for arm in arms if per_arm[arm][metric]}
         if len(means) < 2:
@@ -243,7 +264,12 @@ def findings(per_arm: dict[str, Any], differences: Sequence[dict[str, Any]], arm
         # Rounded first (+ 0.0 turns -0.0 into 0.0): an interval shown as [-0.00, 0.00] would read as a lead.
         low, high = sorted((round(sign * pair["low"], 2) + 0.0, round(sign * pair["high"], 2) + 0.0))
         label = METRIC_LABELS[metric]
-        if low > 0:
+        if low > 0 and questions < MIN_QUESTIONS:
+            sentences.append(
+                f"On {label}, {LABELS[best]} scored highest ({means[best]:.2f}), {sign * pair['mean']:+.2f} "
+                f"[{low:+.2f}, {high:+.2f}] against {LABELS[runner_up]}: not a lead on {questions} questions."
+            )
+        elif low > 0:
             sentences.append(
                 f"On {label}, {LABELS[best]} scored highest ({means[best]:.2f}), ahead of {LABELS[runner_up]} by "
                 f"{sign * pair['mean']:+.2f} [{low:+.2f}, {high:+.2f}]; the 95 % interval excludes zero."

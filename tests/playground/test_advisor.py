@@ -267,3 +267,11 @@ def test_the_tab_asks_every_question_and_shows_the_advice_in_markdown(tmp_path):
     assert "**Where the measurements disagree**\n\n- ⚠️ The measurements contradict your answers" in shown
     empty = advisor_tab.markdown(AdvisorService(tmp_path / "empty").advise(Answers()))
     assert "Nothing measured yet" in empty and "disagree" not in empty
+
+
+def test_a_run_of_too_few_questions_is_cited_without_claiming_a_lead(tmp_path):
+    """Hybrid beats RAG on every one of 3 questions: its interval excludes zero, yet 3 questions call no lead."""
+    _store_run(tmp_path, {"hybrid": 0.9, "rag": 0.3}, {"hybrid": 1.0, "rag": 1.0}, count=3)
+    evaluation = AdvisorService(tmp_path).advise(Answers(changes="often", style="much")).evidence[0]
+    assert "too few questions to tell, under 5" in evaluation.sentence
+    assert "more than noise" not in evaluation.sentence

@@ -11,7 +11,7 @@ import pytest
 from playground import eval_history
 from playground.compare import CompareOptions
 from playground.eval_service import EvaluateService
-from playground.evaluate import EvalReport, Progress, run, summarize
+from playground.evaluate import METRIC_LABELS, EvalReport, Progress, run, summarize
 from playground.questions import load_questions
 
 CSV_COLUMNS = [
@@ -79,6 +79,28 @@ def test_summary_means_differences_and_findings_by_hand():
     findings = " ".join(summary["findings"])
     assert "RAG scored highest (0.80)" in findings and "excludes zero" in findings
     assert "are not told apart" in findings  # F1: equal
+
+
+def test_too_few_questions_call_no_lead_whatever_the_interval():
+    """RAG hits the fact on each of 3 questions and the base model on none: the interval is [+1, +1], but 3
+    questions are too few to call it a lead, in the findings, the caution and the table."""
+    from playground.eval_tables import difference_rows
+
+    rows = []
+    for index in range(3):
+        rows.append(_row(f"q{index}", "base", f1=0.5, fact_hit=0.0))
+        rows.append(_row(f"q{index}", "rag", f1=0.5, fact_hit=1.0, recall_at_k=1.0, mrr=1.0))
+    summary = summarize(rows, ("base", "rag"))
+    assert summary["caution"].startswith("Only 3 questions: too few to tell arms apart (no lead is claimed under 5")
+    findings = summary["findings"]
+    assert findings[0] == summary["caution"]
+    assert any("RAG scored highest (1.00)" in f and "not a lead on 3 questions" in f for f in findings)
+    assert not any("excludes zero" in f for f in findings)
+    hit = next(row for row in difference_rows(summary) if row[1] == METRIC_LABELS["fact_hit"])
+    assert hit[3] == "too few questions to tell (under 5)"
+    more = [_row(f"x{i}", arm, f1=0.5, fact_hit=float(arm == "rag")) for i in range(2) for arm in ("base", "rag")]
+    enough = summarize(rows + more, ("base", "rag"))  # 5 questions: a lead may be called
+    assert enough["caution"] == "" and any("excludes zero" in f for f in enough["findings"])
 
 
 def test_a_run_scores_every_arm_with_honest_figures_and_is_stored(service, question_file, home):
