@@ -184,7 +184,12 @@ def test_evaluate_tab_runs_an_uploaded_question_set_and_offers_the_rows(open_pag
     assert "[" in summary and "]" in summary  # every mean with its interval
     assert "Hybrid − RAG" in page.locator("#eval-differences").inner_text()
     assert "recall@k" in page.locator("#eval-retrieval").inner_text()
-    assert page.locator("#eval-quality-plot .vega-embed, #eval-quality-plot canvas, #eval-quality-plot svg").count()
+    # Each chart drawn (Vega renders into a canvas or an svg) before the screenshot: the page is the evidence.
+    page.wait_for_function(
+        "() => ['quality', 'latency', 'tradeoff'].every((name) => { const drawn = document.querySelector("
+        "`#eval-${name}-plot canvas, #eval-${name}-plot .vega-embed svg`); return drawn && drawn.clientHeight > 50; })",
+        timeout=60_000,
+    )
     shots(page, "4-evaluate-table")
     with page.expect_download() as download:
         page.locator("#eval-csv a").first.click()

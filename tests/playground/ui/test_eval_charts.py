@@ -38,3 +38,11 @@ def test_latency_and_tradeoff_charts_carry_the_figures():
     tradeoff = tradeoff_chart(_summary()).to_dict()
     points = next(iter(tradeoff["datasets"].values()))
     assert {(p["arm"], p["mean_t"]) for p in points} == {("Base (control)", 1.0), ("RAG", 2.0)}
+
+
+def test_narrow_charts_have_titles_in_short_lines():
+    """The latency chart (two narrow panels) and the trade-off chart cut the start off a long one-line title."""
+    for chart in (latency_chart(_summary()), tradeoff_chart(_summary())):
+        title = chart.to_dict()["title"]
+        assert isinstance(title, list) and all(len(line) <= 40 for line in title), title
+    assert "retrieval included for RAG and hybrid" in latency_chart(_summary()).to_dict()["title"]
