@@ -77,7 +77,7 @@ def jobs(args: argparse.Namespace) -> int:
                 print(manager.cancel(args.cancel), file=sys.stderr)
             except KeyError:
                 raise UserError(f"No fine-tune job {args.cancel!r} under {_home(args)}.") from None
-        rows = [{key: asdict(view)[key] for key in JOB_FIELDS} for view in manager.jobs()]
+        rows = [{key: record[key] for key in JOB_FIELDS} for record in map(asdict, manager.jobs())]
     finally:
         manager.close()
     if args.json:
@@ -97,8 +97,8 @@ def adapters(args: argparse.Namespace) -> int:
     from adapters.registry import AdapterRegistry
 
     rows = [
-        {key: info.to_json()[key] for key in ADAPTER_FIELDS}
-        for info in AdapterRegistry(_home(args) / "adapters").list()
+        {key: record[key] for key in ADAPTER_FIELDS}
+        for record in (info.to_json() for info in AdapterRegistry(_home(args) / "adapters").list())
     ]
     if args.json:
         print(json.dumps(rows, indent=2))

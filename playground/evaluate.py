@@ -248,7 +248,8 @@ def findings(
     per_arm: dict[str, Any], differences: Sequence[dict[str, Any]], arms: Sequence[str], questions: int
 ) -> list[str]:
     """Plain sentences: per quality metric, which arm scored highest and whether its lead is more than noise."""
-    sentences = [too_few(questions)] if too_few(questions) else []
+    caution = too_few(questions)
+    sentences = [caution] if caution else []
     for metric in QUALITY:
         means = {arm: per_arm[arm][metric]["mean"] for arm in arms if per_arm[arm][metric]}
         if len(means) < 2:

@@ -12,6 +12,7 @@ import shutil
 import time
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -411,8 +412,8 @@ class FinetuneService:
         except ValueError as error:
             raise UserError(str(error)) from None
 
-    @property
-    def limits(self) -> DemoLimits:
+    @cached_property
+    def limits(self) -> DemoLimits:  # settings are frozen: read once
         return DemoLimits.of(self.runtime.settings)
 
     def _active_jobs(self) -> int:

@@ -6,6 +6,7 @@ base; the page retrieves from both.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,12 +63,12 @@ def add_knowledge_base(settings: Settings, store: FastDocumentStore) -> int:
 
 def knowledge_base_files(settings: Settings) -> dict[str, int]:
     """The files added with `index`, each with its chunks."""
-    saved = load_store(knowledge_base_path(settings))
-    counts: dict[str, int] = {}
-    for document in saved.filter_documents() if saved is not None else []:
-        name = str(document.meta.get("file_path", ""))
-        counts[name] = counts.get(name, 0) + 1
-    return dict(sorted(counts.items()))
+    return _file_counts(load_store(knowledge_base_path(settings)))
+
+
+def _file_counts(store: FastDocumentStore | None) -> dict[str, int]:
+    found = Counter(str(d.meta.get("file_path", "")) for d in store.filter_documents()) if store is not None else {}
+    return dict(sorted(found.items()))
 
 
 def delete_file(settings: Settings, name: str) -> int:
@@ -78,7 +79,7 @@ def delete_file(settings: Settings, name: str) -> int:
     store = load_store(target)
     chunks = chunks_of_file(store, name) if store is not None else []
     if not chunks:
-        known = ", ".join(knowledge_base_files(settings)) or "none"
+        known = ", ".join(_file_counts(store)) or "none"
         raise UserError(f"{name} is not in the knowledge base under {settings.home} (its files: {known}).")
     store.delete_documents([chunk.id for chunk in chunks])
     save_store(store, target)

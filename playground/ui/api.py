@@ -106,7 +106,7 @@ def build(
         """The LoRA adapters the caller may use: published ones and those its workspace trained."""
         caller = finetune.roles.caller(workspace or None)
         keep = ("name", "base_model", "status", "backend", "steps", "train_loss", "eval_loss", "created", "dataset")
-        return [{key: asdict(info)[key] for key in keep} for info in finetune.adapters(caller)]
+        return [{key: record[key] for key in keep} for record in map(asdict, finetune.adapters(caller))]
 
     @shows_errors
     def finetune_start(
@@ -203,7 +203,8 @@ def build(
         """Store a vote on a match `arena_match` returned: outcome a, b, tie or both_bad. Answers who A and B were."""
         cast = arena.vote_held(match, outcome)
         keep = ("vote", "arm_a", "arm_b", "adapter_a", "adapter_b", "question", "time")
-        return {key: cast.to_json()[key] for key in keep}
+        record = cast.to_json()
+        return {key: record[key] for key in keep}
 
     @shows_errors
     def leaderboard() -> dict:
