@@ -100,6 +100,10 @@ class Workspaces:
             _OPEN.discard(self)
             self._remove_folder()
 
+    @property
+    def closed(self) -> bool:
+        return self not in _OPEN
+
     @staticmethod
     def new_id() -> str:
         return secrets.token_urlsafe(24)
@@ -115,6 +119,8 @@ class Workspaces:
         if not workspace_id or not _ID.match(workspace_id):
             workspace_id = self.new_id()
         with self._lock:
+            if self.closed:  # nothing would remove what it wrote now, nor keep another `Workspaces` from removing it
+                raise RuntimeError(f"the workspaces in {self.root} are closed")
             self._drop_idle()
             workspace = self._workspaces.get(workspace_id)
             if workspace is None:

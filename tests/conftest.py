@@ -52,9 +52,33 @@ def settings(home: Path) -> Settings:
     )
 
 
+_SESSION_RUNTIME = pytest.StashKey[Runtime]()
+
+
 @pytest.fixture(scope="session")
-def runtime(settings: Settings) -> Runtime:
-    return start(settings)
+def runtime(settings: Settings, pytestconfig: pytest.Config) -> Runtime:
+    made = pytestconfig.stash[_SESSION_RUNTIME] = start(settings)
+    return made
+
+
+@pytest.fixture(autouse=True)
+def _session_workspaces_stay_open(pytestconfig: pytest.Config):
+    """Fails the test that closed the session runtime's workspaces: the served page's uploads would go on being written
+    under a folder that any other `Workspaces` of this home, once collected, removes at a moment of its own."""
+    yield
+    made = pytestconfig.stash.get(_SESSION_RUNTIME, None)
+    if made is not None and made.workspaces.closed:
+        del pytestconfig.stash[_SESSION_RUNTIME]  # said once, by the test that did it
+        pytest.fail("this test closed the session runtime's workspaces (see the `in_process_launch` fixture)")
+
+
+@pytest.fixture
+def in_process_launch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`playground.app.launch` called in the test process: its stop would close every open `Workspaces` of the
+    process, the session runtime's too."""
+    from playground import workspaces
+
+    monkeypatch.setattr(workspaces, "close_all", lambda: None)
 
 
 @pytest.fixture(scope="session")

@@ -199,7 +199,7 @@ def test_retrievers_round_trip_through_to_dict(store: QdrantDocumentStore) -> No
     assert BM25SparseEmbedder.from_dict(embedder.to_dict()).to_dict() == embedder.to_dict()
 
 
-def test_the_app_retrieves_from_qdrant_when_configured(settings, runtime, tmp_path):
+def test_the_app_retrieves_from_qdrant_when_configured(settings, runtime, tmp_path, request):
     from dataclasses import replace
 
     from playground.compare import CompareOptions, CompareService
@@ -207,6 +207,7 @@ def test_the_app_retrieves_from_qdrant_when_configured(settings, runtime, tmp_pa
     from playground.runtime import start
 
     qdrant_runtime = start(replace(settings, document_store="qdrant", qdrant_url=":memory:"))
+    request.addfinalizer(qdrant_runtime.workspaces.close)  # now, not when collected: it shares the session's folder
     assert isinstance(qdrant_runtime.store, QdrantDocumentStore)
     assert qdrant_runtime.store.count_documents() == runtime.store.count_documents()
     service = CompareService(qdrant_runtime)

@@ -51,7 +51,7 @@ def test_an_embedder_folder_without_a_model(tmp_path):
         resolve_embedder(str(tmp_path))
 
 
-def test_serving_on_a_busy_port_is_one_line(capsys: pytest.CaptureFixture[str]):
+def test_serving_on_a_busy_port_is_one_line(capsys: pytest.CaptureFixture[str], in_process_launch):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

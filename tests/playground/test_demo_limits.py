@@ -48,6 +48,7 @@ def test_the_runtime_gives_the_upload_limits_to_the_workspaces(settings):
 
     runtime = start(replace(settings, max_upload_mb=2, max_upload_files=7, max_workspace_chunks=40))
     workspaces = runtime.workspaces
+    workspaces.close()  # now, not when collected: it shares the session runtime's folder
     assert (workspaces.limits.max_bytes, workspaces.limits.max_files, workspaces.max_chunks) == (2 * MB, 7, 40)
     with pytest.raises(UserError, match="PLAYGROUND_SESSION_IDLE_HOURS"):
         start(replace(settings, session_idle_hours=0))

@@ -186,14 +186,12 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_stored(
         app.close()
 
 
-def test_the_app_is_served_with_the_documents_upload_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    from playground import workspaces
+def test_the_app_is_served_with_the_documents_upload_limit(monkeypatch: pytest.MonkeyPatch, in_process_launch) -> None:
     from playground.app import launch
 
     options: dict[str, object] = {}
     app = gr.Blocks()
     monkeypatch.setattr(app, "launch", lambda **given: options.update(given))  # what Gradio would be asked for
-    monkeypatch.setattr(workspaces, "close_all", lambda: None)  # the session's own workspaces stay open
     launch(app, "127.0.0.1", 7860, False)
     assert options["max_file_size"] == IngestLimits().max_bytes == 50 * 1024 * 1024
     launch(app, "127.0.0.1", 7860, False, 3 * 1024 * 1024)  # PLAYGROUND_MAX_UPLOAD_MB=3, as serve passes it

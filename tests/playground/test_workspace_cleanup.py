@@ -40,6 +40,17 @@ def test_close_removes_the_uploaded_files(embedder, tmp_path):
     workspaces.close()  # twice is harmless
 
 
+def test_closed_workspaces_write_nothing_more(embedder, tmp_path):
+    """Once closed, nothing would remove what they wrote, and another `Workspaces` of the folder may remove it at
+    any moment: a late request is refused instead of writing there."""
+    workspaces = Workspaces(tmp_path / "ws", embedder, ChunkSettings(254, 50))
+    workspaces.close()
+    assert workspaces.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        workspaces.open(None)
+    assert not workspaces.root.exists()
+
+
 def test_a_start_removes_folders_of_ended_processes_only(embedder, tmp_path):
     parent = tmp_path / "ws"
     ended = parent / str(_ended_process_pid()) / "some-workspace"
