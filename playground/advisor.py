@@ -8,6 +8,7 @@ the answers the advice says so (`playground.advisor_evidence`). The "Which appro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from playground import eval_history
 from playground.advisor_evidence import Cited, Evidence, cite, gather
 from playground.advisor_rules import Answers, Approach, Decision, Rule, decide, question
+from playground.roles import Roles
 
 NOTHING_MEASURED = (
     "Nothing measured yet: run an evaluation or a freshness drill (Evaluate tab), or vote in the blind arena, and the "
@@ -72,19 +74,30 @@ def advise(answers: Answers, evidence: Evidence | None = None) -> Advice:
 
 
 class AdvisorService:
-    """Reads only what is stored under `home`: no model loads."""
+    """Reads only what is stored under `home`: no model loads. `roles`: who sees which stored runs and drills (None:
+    one user, who sees them all)."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, roles: Roles | None = None) -> None:
         self.home = home
+        self.roles = roles
 
-    def runs(self) -> list[tuple[str, str]]:
-        """(label, run id) of each stored evaluation run, newest first."""
+    def _visible(self, workspace: str | None) -> Callable[[str], bool]:
+        roles = self.roles
+        if roles is None:
+            return lambda owner: True
+        caller = roles.caller(workspace)
+        return lambda owner: roles.may_see(owner, caller)
+
+    def runs(self, workspace: str | None = None) -> list[tuple[str, str]]:
+        """(label, run id) of each stored evaluation run this browser may cite, newest first."""
+        visible = self._visible(workspace)
         return [
             (f"{run['started_at'][:16]} · {run['questions']} · {run['count']} questions · {run['arms']}", run["run_id"])
             for run in eval_history.runs(self.home)
+            if visible(run["owner"])
         ]
 
-    def advise(self, answers: Answers, run_id: str | None = None) -> Advice:
-        """The advice for `answers`, citing the run `run_id` (default: the latest), the latest freshness drill and
-        the arena's votes."""
-        return advise(answers, gather(self.home, run_id))
+    def advise(self, answers: Answers, run_id: str | None = None, workspace: str | None = None) -> Advice:
+        """The advice for `answers`, citing the run `run_id` (default: the latest), the latest freshness drill (of
+        those this browser may see) and the arena's votes (everyone's)."""
+        return advise(answers, gather(self.home, run_id, self._visible(workspace)))

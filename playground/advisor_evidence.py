@@ -9,10 +9,12 @@ where they contradict the answers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.errors import UserError
 from playground import eval_history, freshness
 from playground.advisor_rules import TRAINS, Answers, Approach, question
 from playground.evaluate import METRIC_LABELS, MIN_QUESTIONS, is_lead
@@ -41,14 +43,17 @@ class Cited:
         return asdict(self)
 
 
-def gather(home: Path, run_id: str | None = None) -> Evidence:
-    """The chosen evaluation run (default: the latest), the latest freshness drill and the arena's leaderboard."""
+def gather(home: Path, run_id: str | None = None, visible: Callable[[str], bool] = lambda owner: True) -> Evidence:
+    """The chosen evaluation run (default: the latest), the latest freshness drill and the arena's leaderboard; of
+    the runs and drills, only those whose owner's tag is `visible` (see `Roles.may_see`)."""
     if run_id:
         run, _ = eval_history.load(home, run_id)
+        if not visible(run.get("owner", "")):  # said as of a run that does not exist: its id tells nothing
+            raise UserError(f"No stored evaluation run {run_id!r}.")
     else:
-        stored = eval_history.runs(home)  # newest first
+        stored = [found for found in eval_history.runs(home) if visible(found["owner"])]  # newest first
         run = eval_history.load(home, stored[0]["run_id"])[0] if stored else None
-    return Evidence(run, freshness.latest(home), arena_board(home))
+    return Evidence(run, freshness.latest(home, visible), arena_board(home))
 
 
 def arena_board(home: Path) -> dict[str, Any] | None:
@@ -118,7 +123,8 @@ def cite_run(run: dict[str, Any], answers: Answers, chosen: Approach) -> tuple[C
     other = chosen if chosen in scores and chosen is not best else next(iter(ranked[1:]), None)
     name = ((run.get("settings") or {}).get("questions") or {}).get("name") or "the question set"
     run_id = run.get("run_id") or "?"
-    where = f"on your {run.get('questions', 0)} questions ({name}, run {run_id})"
+    count = run.get("questions", 0)
+    where = f"on your {count} question{'' if count == 1 else 's'} ({name}, run {run_id})"
     sentence = (
         f"{where[0].upper()}{where[1:]}, {best.label} scored {_interval(scores[best], unit=METRIC_LABELS[METRIC])}"
     )

@@ -51,10 +51,10 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
         with gr.Tab("Evaluate"):
             evaluate = EvaluateService(service)
             fresh = FreshnessService(service, refinetune=finetune.train_and_wait)
-            evaluate_tab.build(evaluate, workspace, controls, fresh)
+            earlier_runs, history = evaluate_tab.build(evaluate, workspace, controls, fresh)
         with gr.Tab("Which approach?"):
-            advisor = AdvisorService(runtime.settings.home)
-            advisor_tab.build(advisor)
+            advisor = AdvisorService(runtime.settings.home, evaluate.roles)
+            advisor_tab.build(advisor, workspace)
         api.build(documents, finetune, arena, advisor, evaluate, fresh)  # an endpoint per action, beside the page's
 
         def open_workspace(workspace_id: str | None) -> str:
@@ -67,7 +67,9 @@ def build_app(runtime: Runtime, finetune: FinetuneService | None = None) -> gr.B
 
         app.load(open_workspace, workspace, workspace, api_visibility="private").then(
             refresh, workspace, filled, api_visibility="private"
-        ).then(current_adapters, [controls.adapter, workspace], controls.adapter, api_visibility="private")
+        ).then(current_adapters, [controls.adapter, workspace], controls.adapter, api_visibility="private").then(
+            earlier_runs, workspace, history, api_visibility="private"
+        )
     enable_queue(app, LoadLimits.of(runtime.settings), default_concurrency_limit=4)
     return app
 

@@ -35,20 +35,22 @@ def _write(path: Path, text: str) -> None:
     os.replace(partial, path)  # a reader never sees half a file
 
 
-def save(home: Path, report: EvalReport) -> Path:
-    """Stores `report` under a new run id (its start time and a random suffix) and returns its folder."""
+def save(home: Path, report: EvalReport, owner: str = "") -> Path:
+    """Stores `report` under a new run id (its start time and a random suffix) and returns its folder. `owner`: the
+    tag of the browser that ran it on a shared demo (see `Roles.tag`), "" for a run everyone here may see."""
     stamp = report.settings["started_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
     run_id = f"{stamp}-{secrets.token_hex(3)}"
     folder = home / FOLDER / run_id
     folder.mkdir(parents=True)
     report.run_id = run_id
     _write(folder / "rows.csv", rows_csv(report.rows))
-    _write(folder / "run.json", json.dumps(report.to_json(with_rows=False), indent=2) + "\n")
+    record = report.to_json(with_rows=False) | ({"owner": owner} if owner else {})
+    _write(folder / "run.json", json.dumps(record, indent=2) + "\n")
     return folder
 
 
 def runs(home: Path) -> list[dict[str, Any]]:
-    """The stored runs, newest first: id, when, question set, arms and the fact hit rates."""
+    """The stored runs, newest first: id, when, question set, arms, the fact hit rates and the owner's tag."""
     found = []
     for path in sorted((home / FOLDER).glob("*/run.json"), reverse=True):
         try:
@@ -66,6 +68,7 @@ def runs(home: Path) -> list[dict[str, Any]]:
                 "arms": ", ".join(settings.get("arms", [])),
                 "adapter": settings.get("adapter") or "",
                 "fact_hit_rate": record.get("fact_hit_rate", {}),
+                "owner": record.get("owner", ""),
             }
         )
     return found

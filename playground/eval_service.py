@@ -15,12 +15,14 @@ from playground import eval_history
 from playground.compare import CompareOptions, CompareService
 from playground.evaluate import EvalReport, Progress, run
 from playground.questions import QuestionSet, load_questions
+from playground.roles import Roles
 
 
 class EvaluateService:
     def __init__(self, compare: CompareService) -> None:
         self.compare = compare
         self.runtime = compare.runtime
+        self.roles = Roles(self.runtime.settings)
         self._stopping: set[str] = set()  # run tokens asked to stop
         self._lock = threading.Lock()
 
@@ -57,7 +59,7 @@ class EvaluateService:
             ):
                 if isinstance(step, EvalReport):
                     if step.rows:
-                        eval_history.save(self.home, step)
+                        eval_history.save(self.home, step, self.roles.tag(options.workspace))
                     step.extra["stopped"] = token in self._stopping
                 yield step
         finally:
@@ -82,8 +84,10 @@ class EvaluateService:
         engine = self.runtime.engine
         return check_forgetting(lambda on, task: engine.with_adapter(name if on else None, task), general)
 
-    def history(self) -> list[dict[str, Any]]:
-        return eval_history.runs(self.home)
+    def history(self, workspace: str | None = None) -> list[dict[str, Any]]:
+        """The stored runs this browser may see (on a shared demo: its own), newest first."""
+        caller = self.roles.caller(workspace)
+        return [run for run in eval_history.runs(self.home) if self.roles.may_see(run["owner"], caller)]
 
     def downloads(self, run_id: str) -> tuple[Path, Path]:
         """The stored run's rows (CSV) and record (JSON)."""

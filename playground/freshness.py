@@ -26,6 +26,7 @@ from adapters.files import atomic_write_json
 from playground.compare import ROW_NAMES, CompareOptions, CompareService
 from playground.metrics import LABELS
 from playground.questions import load_questions
+from playground.roles import Roles
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ class FreshnessService:
             shutil.rmtree(scratch, ignore_errors=True)
         report.seconds = round(time.perf_counter() - started, 1)
         try:
-            save(settings.home, report)
+            save(settings.home, report, Roles(settings).tag(options.workspace))
         except OSError as error:  # the drill's answer still reaches the user; only its record is lost
             logger.warning("could not store the freshness report: %s", error)
         return report
@@ -238,16 +239,19 @@ class FreshnessService:
         return {**trained, "messages_changed": changed, "answers": answers}
 
 
-def save(home: Path, report: FreshnessReport) -> Path:
-    """Stores the report as `<UTC time>-<random>.json` under `home/freshness/` (so the advisor can cite it)."""
+def save(home: Path, report: FreshnessReport, owner: str = "") -> Path:
+    """Stores the report as `<UTC time>-<random>.json` under `home/freshness/` (so the advisor can cite it). `owner`:
+    as for an evaluation run (see `Roles.tag`)."""
     finished = datetime.now(UTC)
     path = home / FOLDER / f"{finished:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}.json"
     record = {**report.to_json(), "finished_at": finished.isoformat(timespec="seconds")}
+    record |= {"owner": owner} if owner else {}
     return atomic_write_json(path, record, indent=2)
 
 
-def latest(home: Path) -> dict[str, Any] | None:
-    """The newest stored report, with its file's name under "file"; None when no drill has run."""
+def latest(home: Path, visible: Callable[[str], bool] = lambda owner: True) -> dict[str, Any] | None:
+    """The newest stored report whose owner's tag is `visible`, with its file's name under "file"; None when no
+    such drill has run."""
     for path in sorted((home / FOLDER).glob("*.json"), reverse=True):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
@@ -255,7 +259,9 @@ def latest(home: Path) -> dict[str, Any] | None:
             logger.warning("skipping the freshness report %s: %s", path, error)
             continue
         if isinstance(record, dict):
-            return {**record, "file": path.name}
+            if visible(record.get("owner", "")):
+                return {**record, "file": path.name}
+            continue
         logger.warning("skipping the freshness report %s: not a JSON object", path)
     return None
 

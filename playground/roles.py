@@ -8,6 +8,7 @@ who may use the models, its own uploads and the adapters it trained; the owner's
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 from dataclasses import dataclass
@@ -32,6 +33,19 @@ class Roles:
 
     def caller(self, workspace: str | None, unlocked: bool = False) -> Caller:
         return Caller(workspace, owner=not self.shared or unlocked)
+
+    def tag(self, workspace: str | None) -> str:
+        """What a measurement stored for this browser (an evaluation run, a freshness drill) is marked with, on a
+        shared demo: a digest of its workspace id, never the id itself (a run's record can be downloaded). "" on a
+        server with one user, or without a workspace: then only the owner sees it."""
+        if not self.shared or not workspace:
+            return ""
+        return hashlib.sha256(workspace.encode()).hexdigest()[:32]
+
+    def may_see(self, tag: str | None, caller: Caller) -> bool:
+        """A stored measurement: the owner sees every one; a visitor only those its own browser made (their questions
+        and answers may come from its private uploads, and the advisor quotes them as the visitor's own)."""
+        return caller.owner or (bool(tag) and tag == self.tag(caller.workspace))
 
     def unlock(self, typed: str) -> bool:
         """Whether `typed` is the owner's password (compared in constant time); never true without one set."""
@@ -70,5 +84,6 @@ class Roles:
         )
         return (
             "**Shared demo.** Adapters you train here are yours (this browser) until the owner publishes them; "
-            f"you can delete and export your own, and push any you can see with your own token. {unlock}"
+            "you can delete and export your own, and push any you can see with your own token. Your evaluation runs "
+            f"and freshness drills are listed and cited to this browser only. {unlock}"
         )

@@ -201,6 +201,12 @@ def open_page(browser, url):
     return open_
 
 
+@pytest.fixture
+def choose_tab():
+    """`choose_tab(page, tab)`: clicks the tab until the page shows it selected."""
+    return _choose_tab
+
+
 def _choose_tab(page, tab: str, tries: int = 3) -> None:
     """Clicks the tab until the page shows it selected: a click that lands before the page's events are wired is
     lost (a CI run then waited 30 s for the Evaluate tab's upload input, which was never drawn)."""

@@ -36,7 +36,7 @@ def markdown(advice: Advice) -> str:
     return "\n".join(lines)
 
 
-def build(service: AdvisorService) -> None:
+def build(service: AdvisorService, workspace: gr.BrowserState) -> None:
     gr.Markdown(INTRO)
     defaults = Answers()
     inputs: list[Any] = []
@@ -51,7 +51,7 @@ def build(service: AdvisorService) -> None:
                     box = gr.Checkbox(value=value, label=asked.text, elem_id=f"advisor-{asked.name}")
                 inputs.append(box)
             run = gr.Dropdown(
-                [("the latest run", LATEST), *service.runs()],
+                [("the latest run", LATEST), *service.runs(None)],  # a visitor's view until it is opened
                 value=LATEST,
                 label="Evaluation run to cite",
                 elem_id="advisor-run",
@@ -60,13 +60,13 @@ def build(service: AdvisorService) -> None:
         with gr.Column():
             shown_advice = gr.Markdown(elem_id="advisor-advice")
 
-    def show_advice(chosen_run: str | None, *values: Any) -> str:  # its name is its event's: `/advise` is the API's
+    def show_advice(chosen_run: str | None, workspace_id: str | None, *values: Any) -> str:  # `/advise` is the API's
         answers = Answers(**{asked.name: value for asked, value in zip(QUESTIONS, values, strict=True)})
-        return markdown(service.advise(answers, None if chosen_run in (None, LATEST) else chosen_run))
+        return markdown(service.advise(answers, None if chosen_run in (None, LATEST) else chosen_run, workspace_id))
 
-    def runs() -> dict[str, Any]:  # runs stored since the page was served are offered too
-        return gr.update(choices=[("the latest run", LATEST), *service.runs()])
+    def runs(workspace_id: str | None) -> dict[str, Any]:  # runs stored since the page was served are offered too
+        return gr.update(choices=[("the latest run", LATEST), *service.runs(workspace_id)])
 
     private: dict[str, Any] = {"api_visibility": "private"}
-    ask.click(shows_errors(show_advice), [run, *inputs], shown_advice, **private)
-    run.focus(shows_errors(runs), None, run, **private)
+    ask.click(shows_errors(show_advice), [run, workspace, *inputs], shown_advice, **private)
+    run.focus(shows_errors(runs), workspace, run, **private)

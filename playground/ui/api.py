@@ -220,10 +220,14 @@ def build(
         citations: bool = False,
         budget: str = "some",
         offline: bool = False,
+        run: str = "",
+        workspace: str = "",
     ) -> dict:
-        """RAG, fine-tuning or the hybrid for a use case, with the reasons and what was measured here."""
+        """RAG, fine-tuning or the hybrid for a use case, with the reasons and what was measured here: the evaluation
+        run `run` (default: the latest), the latest freshness drill and the arena's votes. On a shared demo only the
+        runs and drills made with this `workspace` token are cited."""
         answers = Answers(changes, latency, volume, style, bool(citations), budget, bool(offline))
-        return advisor.advise(answers).to_json()
+        return advisor.advise(answers, run or None, workspace or None).to_json()
 
     names = {evaluate_questions: "evaluate", freshness_drill: "freshness", arena_match: "arena"}
     # How many calls of an endpoint run at once. Uploads embed on the CPU beside the comparisons: two at a time. The

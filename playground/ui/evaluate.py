@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
@@ -74,7 +74,8 @@ def build(
     workspace: gr.BrowserState,
     controls: CompareControls,
     freshness: FreshnessService | None = None,
-) -> None:
+) -> tuple[Callable[[str | None], list[list[Any]]], gr.Dataframe]:
+    """Lays out the tab; returns what fills the earlier runs this browser may see, and their table, for page load."""
     gr.Markdown(INTRO)
     with gr.Row():
         upload = gr.File(
@@ -154,8 +155,8 @@ def build(
             )
     with gr.Accordion("Earlier runs (stored with their settings)", open=False):
         history = gr.Dataframe(
-            headers=HISTORY_HEADERS, value=history_rows(service.history()), interactive=False, elem_id="eval-history"
-        )
+            headers=HISTORY_HEADERS, interactive=False, elem_id="eval-history"
+        )  # filled on page load: on a shared demo each browser sees its own runs
         refresh = gr.Button("Refresh", size="sm")
     token = gr.State(None)
 
@@ -200,7 +201,7 @@ def build(
                     tradeoff_plot: eval_charts.tradeoff_chart(summary),
                     rows_file: str(csv_path),
                     run_file: str(json_path),
-                    history: history_rows(service.history()),
+                    history: history_rows(service.history(workspace_id)),
                 }
             yield outputs
 
@@ -244,9 +245,13 @@ def build(
         concurrency_id="evaluate",
         **private,
     )
-    refresh.click(lambda: history_rows(service.history()), None, history, **private)
+
+    def earlier_runs(workspace_id: str | None) -> list[list[Any]]:
+        return history_rows(service.history(workspace_id))
+
+    refresh.click(earlier_runs, workspace, history, **private)
     if freshness is None:
-        return
+        return earlier_runs, history
 
     @shows_errors
     def run_drill(
@@ -272,3 +277,4 @@ def build(
         concurrency_id="evaluate",
         **private,
     )
+    return earlier_runs, history

@@ -24,7 +24,12 @@ RAG, TUNED, HYBRID = Approach.RAG, Approach.FINETUNED, Approach.HYBRID
 
 
 def _store_run(
-    home: Path, f1: dict[str, float], latency: dict[str, float], count: int = 20, started: str = "10:00"
+    home: Path,
+    f1: dict[str, float],
+    latency: dict[str, float],
+    count: int = 20,
+    started: str = "10:00",
+    owner: str = "",
 ) -> dict[str, Any]:
     """An evaluation run as the Evaluate tab stores it: rows scored per question and arm, summarised, saved."""
     noise = random.Random(0)
@@ -55,11 +60,11 @@ def _store_run(
         "questions": {"name": "my-questions.csv"},
         "arms": list(f1),
     }
-    folder = eval_history.save(home, EvalReport(settings, rows, summarize(rows, list(f1))))
+    folder = eval_history.save(home, EvalReport(settings, rows, summarize(rows, list(f1))), owner)
     return json.loads((folder / "run.json").read_text())
 
 
-def _store_drill(home: Path, rag_new: bool = True) -> dict[str, Any]:
+def _store_drill(home: Path, rag_new: bool = True, owner: str = "") -> dict[str, Any]:
     report = freshness.FreshnessReport(
         change={"source": "prices.md", "old": "$429", "new": "$449", "questions": ["Tent price?"]},
         reindex_s=1.96,
@@ -76,7 +81,7 @@ def _store_drill(home: Path, rag_new: bool = True) -> dict[str, Any]:
             "answers": [{"question": "Tent price?", "text": "$449", "new": True}],
         },
     )
-    return json.loads(freshness.save(home, report).read_text())
+    return json.loads(freshness.save(home, report, owner).read_text())
 
 
 def _vote(home: Path, winner: str, loser: str, count: int) -> None:
@@ -255,7 +260,7 @@ def test_the_tab_asks_every_question_and_shows_the_advice_in_markdown(tmp_path):
 
     _store_run(tmp_path, {"rag": 0.3, "finetuned": 0.75}, {"rag": 1.0, "finetuned": 0.6})
     with gr.Blocks() as page:
-        advisor_tab.build(AdvisorService(tmp_path))
+        advisor_tab.build(AdvisorService(tmp_path), gr.BrowserState(None))
     labels = {getattr(block, "label", None) for block in page.blocks.values()}
     assert {q.text for q in QUESTIONS} <= labels and "Evaluation run to cite" in labels
 
@@ -275,3 +280,33 @@ def test_a_run_of_too_few_questions_is_cited_without_claiming_a_lead(tmp_path):
     evaluation = AdvisorService(tmp_path).advise(Answers(changes="often", style="much")).evidence[0]
     assert "too few questions to tell, under 5" in evaluation.sentence
     assert "more than noise" not in evaluation.sentence
+
+
+def test_on_a_shared_demo_a_visitor_is_cited_its_own_runs_and_drills_only(tmp_path):
+    """Another visitor's run holds its questions and answers (maybe from its private uploads): never offered, cited
+    or quoted as "your"; the owner (a server with one user, or the CLI) sees every one."""
+    from playground.config import Settings
+    from playground.roles import Roles
+
+    roles = Roles(Settings(home=tmp_path, shared=True))
+    mine, theirs = "a" * 32, "b" * 32
+    own = _store_run(tmp_path, {"rag": 0.3, "finetuned": 0.75}, {"rag": 1.0, "finetuned": 0.6}, owner=roles.tag(mine))
+    _store_drill(tmp_path, owner=roles.tag(mine))
+    scores, seconds = {"rag": 0.9, "finetuned": 0.1}, {"rag": 1.0, "finetuned": 0.6}
+    other = _store_run(tmp_path, scores, seconds, started="11:00", owner=roles.tag(theirs))
+    _store_drill(tmp_path, rag_new=False, owner=roles.tag(theirs))
+    assert own["owner"] == roles.tag(mine) and mine not in json.dumps(own)  # a digest, never the token itself
+
+    service = AdvisorService(tmp_path, roles)
+    assert [run_id for _, run_id in service.runs(mine)] == [own["run_id"]]
+    assert service.runs(None) == []  # a page not yet loaded sees nothing
+    cited = {c.kind: c for c in service.advise(Answers(changes="often"), workspace=mine).evidence}
+    assert cited["evaluation"].source == own["run_id"] and cited["evaluation"].sentence.startswith("On your 20")
+    assert cited["freshness"].figures["new_fact_given"]["rag"][0] == 1  # my drill's, though theirs is newer
+    with pytest.raises(UserError, match=f"No stored evaluation run '{other['run_id']}'"):
+        service.advise(Answers(), other["run_id"], workspace=mine)
+    assert not service.advise(Answers(), workspace="c" * 32).evidence  # a third visitor: nothing of either
+
+    owner = AdvisorService(tmp_path)  # one user, or the CLI on the server
+    assert [run_id for _, run_id in owner.runs()] == [other["run_id"], own["run_id"]]
+    assert owner.advise(Answers(), other["run_id"]).evidence[0].source == other["run_id"]

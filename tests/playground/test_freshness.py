@@ -60,6 +60,9 @@ def test_each_drill_is_stored_with_its_time_and_the_latest_is_read_back(tmp_path
     assert latest(tmp_path) == {**stored, "reindex_s": 0.25, "file": second.name}
     second.write_text("{ cut off")  # a damaged report does not hide the one before it
     assert latest(tmp_path) == {**stored, "file": first.name}
+    second.write_text(json.dumps({**stored, "owner": "another-browser"}))  # a shared demo's other visitor's
+    assert latest(tmp_path, lambda owner: owner != "another-browser") == {**stored, "file": first.name}
+    assert latest(tmp_path)["owner"] == "another-browser"  # the owner's view: every drill
 
 
 def test_the_guided_drill_reads_the_changed_copy_and_times_a_real_re_fine_tune(runtime):

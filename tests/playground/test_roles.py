@@ -142,3 +142,17 @@ def test_cancel_stops_the_callers_own_job_never_anothers(runtime, tmp_path):
             service.cancel(service.roles.caller(None, unlocked=True))
     finally:
         service.jobs.close()
+
+
+def test_a_stored_measurement_is_tagged_for_its_browser_on_a_shared_demo_only(tmp_path):
+    shared = Roles(Settings(home=tmp_path, shared=True))
+    single = Roles(Settings(home=tmp_path, shared=False))
+    mine, theirs = "m" * 32, "t" * 32
+    tag = shared.tag(mine)
+    assert len(tag) == 32 and tag not in (mine, shared.tag(theirs)) and shared.tag(mine) == tag
+    assert shared.tag(None) == shared.tag("") == "" and single.tag(mine) == ""
+    assert shared.may_see(tag, shared.caller(mine))
+    assert not shared.may_see(tag, shared.caller(theirs)) and not shared.may_see(tag, shared.caller(None))
+    assert not shared.may_see("", shared.caller(mine))  # untagged (the CLI's, or no workspace): the owner's only
+    assert shared.may_see(tag, shared.caller(theirs, unlocked=True)) and shared.may_see("", shared.caller(None, True))
+    assert single.may_see(tag, single.caller(None)) and single.may_see("", single.caller(theirs))

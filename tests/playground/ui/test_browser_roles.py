@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 from dataclasses import replace
@@ -65,3 +66,68 @@ def test_a_visitor_needs_its_own_token_and_the_owner_password_unlocks(browser, s
         assert page.locator("#ft-owner-password input").input_value() == ""
     finally:
         context.close()
+
+
+def _open_shared(browser, shared_url: str, choose_tab, tab: str):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(shared_url)
+    page.wait_for_selector("#prompt textarea")
+    choose_tab(page, tab)
+    return context, page
+
+
+def _earlier_runs(page) -> str:
+    page.get_by_text("Earlier runs (stored with their settings)").click()
+    page.wait_for_selector("#eval-history")
+    return page.locator("#eval-history").inner_text()
+
+
+def _advice(page, choose_tab) -> str:
+    choose_tab(page, "Which approach?")
+    page.click("#advisor-ask")
+    page.wait_for_function("() => document.querySelector('#advisor-advice').innerText.includes('Why')", timeout=30_000)
+    return page.locator("#advisor-advice").inner_text()
+
+
+def test_on_a_shared_demo_each_browser_sees_and_is_advised_on_its_own_runs(
+    browser, shared_url, upload, choose_tab, tmp_path
+):
+    """A visitor's evaluation holds its questions and answers: listed, offered and cited to that browser only, also
+    after a reload; another visitor sees none of it, and asking for it by id through the API finds nothing."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    questions = tmp_path / "private-questions.csv"
+    questions.write_text(
+        "question,reference,fact\nWhat does the Ridgeline 4 tent cost?,The Ridgeline 4 tent costs $429.,$429\n"
+    )
+    mine, page = _open_shared(browser, shared_url, choose_tab, "Evaluate")
+    upload(page, "eval-upload", questions)
+    page.get_by_label("Base (control)").uncheck()
+    page.click("#eval-run")
+    page.wait_for_function(
+        "() => document.querySelector('#eval-status').innerText.includes('Stored as run')", timeout=240_000
+    )
+    run_id = re.search(r"Stored as run (\S+?)\.?$", page.locator("#eval-status").inner_text().strip())[1]
+
+    page.reload()  # back later: the page load lists the browser's runs again
+    page.wait_for_selector("#prompt textarea")
+    choose_tab(page, "Evaluate")
+    _earlier_runs(page)
+    page.wait_for_function(f"() => document.querySelector('#eval-history').innerText.includes({run_id!r})")
+    assert f"On your 1 question (private-questions.csv, run {run_id})" in _advice(page, choose_tab)
+    mine.close()
+
+    stranger, page = _open_shared(browser, shared_url, choose_tab, "Evaluate")
+    _earlier_runs(page)
+    page.get_by_role("button", name="Refresh").click()
+    page.wait_for_timeout(2_000)  # the refresh has answered: the same event listed the run in the first browser
+    assert run_id not in page.locator("#eval-history").inner_text()
+    advice = _advice(page, choose_tab)
+    assert run_id not in advice and "private-questions.csv" not in advice and "On your" not in advice
+    page.locator("#advisor-run input").click()
+    assert run_id not in page.locator("ul[role=listbox]").inner_text()
+    stranger.close()
+    with pytest.raises(AppError, match=f"No stored evaluation run '{run_id}'"):
+        Client(shared_url, verbose=False).predict(run=run_id, api_name="/advise")
