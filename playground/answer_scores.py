@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from haystack import Document
 from haystack.components.evaluators import AnswerExactMatchEvaluator, DocumentMRREvaluator, DocumentRecallEvaluator
@@ -47,13 +48,29 @@ class AnswerMetric(ABC):
 
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_ASCII_PUNCTUATION = frozenset(string.punctuation)
+# Chinese and Japanese are written without spaces: each of their characters is a word of its own (as MLQA's
+# evaluation segments Chinese), or a whole sentence would be one word that matches only when identical.
+_UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_UNSPACED_WORDS = re.compile(f"[{_UNSPACED}]|[^{_UNSPACED}]+")
+
+
+def _words(text: str) -> list[str]:
+    """The white-space separated words of `text`, Chinese and Japanese characters one word each."""
+    return [piece for word in text.split() for piece in _UNSPACED_WORDS.findall(word)]
+
+
+def _is_punctuation(char: str) -> bool:
+    return char in _ASCII_PUNCTUATION or (char > "\x7f" and unicodedata.category(char).startswith("P"))
 
 
 def normalize_answer(text: str) -> str:
     """SQuAD v1.1's normalization: lowercase, punctuation removed, articles (a, an, the) removed, whitespace
-    collapsed, in that order."""
-    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
+    collapsed, in that order. Extended for other languages as MLQA's evaluation does (English text is normalized
+    exactly as SQuAD's script does): every Unicode punctuation mark goes (。, ¿, «), and Chinese and Japanese
+    characters are single words."""
+    kept = "".join(char for char in text.lower() if not _is_punctuation(char))
+    return " ".join(_words(_ARTICLES.sub(" ", kept)))
 
 
 def token_f1(answer: str, reference: str) -> float:
@@ -99,13 +116,28 @@ class TokenF1(AnswerMetric):
         return [token_f1(item.answer, item.reference) for item in items]
 
 
+class RougeWords:
+    """rouge-score's tokenizer for every script: its own keeps only [a-z0-9] runs, so "beträgt" became "betr gt"
+    and a Chinese answer no word at all (ROUGE-L 0 against an identical reference). This one splits on what is
+    not a letter or digit in any script, Chinese and Japanese characters one word each, and stems as rouge-score
+    does (words over 3 characters); on ASCII text its words are rouge-score's."""
+
+    def __init__(self, stemmer: Any) -> None:
+        self.stemmer = stemmer
+
+    def tokenize(self, text: str) -> list[str]:
+        words = _words("".join(char if char.isalnum() else " " for char in text.lower()))
+        return [self.stemmer.stem(word) if len(word) > 3 else word for word in words]
+
+
 @lru_cache(maxsize=1)
 def _rouge_scorer() -> RougeScorer:
     # Imported here: rouge_score imports nltk, which takes over a second. Only rougeLsum's sentence splitting reads
     # nltk data (punkt); rougeL with the Porter stemmer is pure code and never downloads anything.
+    from nltk.stem import porter
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=RougeWords(porter.PorterStemmer()))
 
 
 class RougeL(AnswerMetric):
@@ -113,12 +145,11 @@ class RougeL(AnswerMetric):
     label = "ROUGE-L"
     how = (
         "The F-measure of the longest common word subsequence of answer and reference (words lowercased and "
-        "stemmed), computed by Google's rouge-score package."
+        "stemmed; Chinese and Japanese characters one word each), computed by Google's rouge-score package."
     )
 
     def score(self, items: Sequence[Scored], embedder_model: str | None) -> list[float | None]:
         scorer = _rouge_scorer()
-        # rouge-score's tokenizer keeps only [a-z0-9] runs: letters outside ASCII split or drop words.
         return [scorer.score(item.reference, item.answer)["rougeL"].fmeasure for item in items]
 
 

@@ -48,6 +48,37 @@ def test_rouge_l_by_hand():
     assert _one("rouge_l", "dog", "cat") == 0.0
 
 
+def test_other_scripts_are_scored_by_their_words():
+    """rouge-score's own tokenizer kept only [a-z0-9]: an answer in Chinese, identical to its reference, scored 0 on
+    every metric; SQuAD's ASCII punctuation left 。 and ¿ in place."""
+    same = ("帐篷的价格是四百元。", "帐篷的价格是四百元")
+    assert normalize_answer(same[0]) == "帐 篷 的 价 格 是 四 百 元"
+    assert [_one(metric, *same) for metric in ("exact_match", "f1", "rouge_l")] == [1.0, 1.0, 1.0]
+    # "帐篷四百元": 5 of the reference's 9 characters, in order: P 5/5, R 5/9
+    assert _one("f1", "帐篷四百元", same[1]) == pytest.approx(2 * (5 / 9) / (1 + 5 / 9))
+    assert _one("rouge_l", "帐篷四百元", same[1]) == pytest.approx(2 * (5 / 9) / (1 + 5 / 9))
+    assert _one("exact_match", "¿Cuánto cuesta?", "cuánto cuesta") == 1.0
+    assert _one("rouge_l", "Der Preis beträgt 429 €", "Der Preis betrug 429 €") == pytest.approx(0.75)  # 3 of 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The Summit 2 tent costs $429 -- returns within 45 days!",
+        "running runners ran; e-mail: help@pinecrest.example (weekdays 9-5)",
+        "UPPER lower MiXeD 3.14 x_y",
+    ],
+)
+def test_english_is_tokenized_as_rouge_score_does(text):
+    from nltk.stem import porter
+    from rouge_score import tokenize
+
+    from playground.answer_scores import RougeWords
+
+    stemmer = porter.PorterStemmer()
+    assert RougeWords(stemmer).tokenize(text) == tokenize.tokenize(text, stemmer)
+
+
 def test_fact_hit():
     assert _one("fact_hit", "It ships to PARIS\nin two days.", "", fact="paris in two") == 1.0
     assert _one("fact_hit", "It ships to Lyon.", "", fact="Paris") == 0.0
