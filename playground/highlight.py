@@ -7,7 +7,10 @@ from collections.abc import Iterable, Sequence
 
 # A word keeps inner dots, commas, apostrophes and hyphens, a leading currency sign and a trailing percent, so
 # "6.5", "1,299", "don't", "4-year", "$349" and "20%" are one word each: "4-year" is never "5-year" or "year".
-_WORD = re.compile(r"[$€£]?\w+(?:[.,'’-]\w+)*%?")
+# Chinese and Japanese, written without spaces, are a word per character (else a sentence would be one word).
+_UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_LETTERS = rf"[^\W{_UNSPACED}]+"
+_WORD = re.compile(rf"[{_UNSPACED}]|[$€£]?{_LETTERS}(?:[.,'’-]{_LETTERS})*%?")
 MIN_RUN = 4  # shorter shared runs are mostly phrasing ("the price of"), not content taken from the chunk
 # Words after a number that are not what it counts ("$349 and", "12 of"): the number stands alone then.
 _NOT_UNITS = frozenset({"a", "an", "and", "at", "by", "for", "from", "in", "is", "of", "on", "or", "the", "to", "with"})

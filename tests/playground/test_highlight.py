@@ -66,3 +66,11 @@ def test_render_marks_the_used_text_and_escapes_the_rest():
     chunk = {"source": "a.md", "content": "<b>Price</b>: 349 dollars", "score": 1.0, "used": [[14, 17]]}
     html = chunks_html([chunk])
     assert "<mark>349</mark>" in html and "&lt;b&gt;Price&lt;/b&gt;" in html
+
+
+def test_chinese_is_matched_character_by_character():
+    """Written without spaces, a Chinese sentence was one word: an answer had to repeat it whole to mark anything."""
+    chunk = "顶峰2号帐篷售价349美元。它可以睡两个人。"
+    spans = used_spans(chunk, ["这款帐篷售价349美元，很划算。"])
+    assert [chunk[start:end] for start, end in spans] == ["帐篷售价349美元"]
+    assert used_spans(chunk, ["帐篷很好"]) == []  # two characters in a row are not a run
