@@ -10,7 +10,8 @@ from haystack import Document, component, default_from_dict, default_to_dict
 
 from adapters.errors import UserError
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:[-*#]|\d+\.)\s)")
+# Chinese and Japanese end a sentence with 。！？ and no space after it.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*|\n\s*\n|\n(?=\s*(?:[-*#]|\d+\.)\s)")
 
 
 def _spans(text: str) -> list[tuple[int, int]]:

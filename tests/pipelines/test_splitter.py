@@ -60,3 +60,15 @@ def test_a_sentence_longer_than_a_chunk_is_cut_at_token_boundaries(embedder):
 def test_bad_settings_are_refused(embedder):
     with pytest.raises(ValueError, match="split_overlap"):
         EmbedderTokenSplitter(embedder.model, 50, 50)
+
+
+def test_sentences_end_at_chinese_and_japanese_stops_without_a_space():
+    from pipelines.splitter import _spans
+
+    text = "帐篷售价349美元。它可以睡两个人！Returns are free. 保証は五年です。"
+    assert [text[start:end] for start, end in _spans(text)] == [
+        "帐篷售价349美元。",
+        "它可以睡两个人！",
+        "Returns are free. ",
+        "保証は五年です。",
+    ]
