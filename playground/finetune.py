@@ -364,9 +364,22 @@ class FinetuneService:
         self._managed(name, caller, "publish")
         self.registry.set_owner(name, "")
 
-    def job_table(self) -> list[list[Any]]:
-        """Every job's row for the page's table, newest first."""
-        return job_rows(self.jobs.jobs())
+    def job_table(self, caller: Caller = Caller(owner=True)) -> list[list[Any]]:
+        """Every job's row for the page's table, newest first, as `caller` may see it (see `shown_jobs`)."""
+        return self.shown_jobs(caller).rows
+
+    def shown_jobs(self, caller: Caller) -> JobsShown:
+        """The job card and table `caller` sees. The owner sees every job; a visitor of a shared demo its own in
+        full (its card: its running job, else its newest) and of the others only their state and step, so it sees
+        the queue but never their names, data, losses or messages."""
+        views = self.jobs.jobs()  # newest first
+        if caller.owner:
+            return JobsShown(self.jobs.current(), job_rows(views))
+        mine = {view.id for view in views if self.jobs.owner_of(view.id) == caller.workspace}
+        running = self.jobs.current()
+        own = [view for view in views if view.id in mine]
+        current = running if running is not None and running.id in mine else next(iter(own), None)
+        return JobsShown(current, job_rows(views, mine), mine_only=True)
 
     def cancel(self, caller: Caller = Caller(owner=True), job_id: str | None = None) -> str:
         """Cancel `job_id`, or else the caller's running or next job: the owner any, a visitor only one launched
@@ -399,11 +412,11 @@ class FinetuneService:
         return mine[-1]  # the oldest waiting: the next to run
 
     def resume(self, caller: Caller = Caller(owner=True)) -> JobView:
-        """Go on with the newest job, cancelled or failed, from its last checkpoint (same data and settings): the
-        owner any, a visitor only one launched from its browser."""
-        view = self.jobs.current()
+        """Go on with the job on the caller's card (the newest, cancelled or failed) from its last checkpoint, with
+        the same data and settings: the owner any, a visitor only one launched from its browser."""
+        view = self.shown_jobs(caller).current
         if view is None:
-            raise UserError("No fine-tune has run yet.")
+            raise UserError("No fine-tune has run yet." if caller.owner else "No fine-tune from this browser yet.")
         self.limits.check_jobs(self._active_jobs())
         if not caller.owner and self.jobs.owner_of(view.id) != caller.workspace:
             raise UserError("Only the server's owner can resume a fine-tune launched from another browser.")
@@ -427,7 +440,7 @@ class FinetuneService:
             return None
         jobs = adapters = None
         if since is None or version.jobs != since.jobs:
-            jobs = JobsShown(self.jobs.current(), job_rows(self.jobs.jobs()))
+            jobs = self.shown_jobs(caller)
         if since is None or (version.adapters, version.caller) != (since.adapters, since.caller):
             adapters = AdaptersShown(
                 adapter_rows(self, caller), registered_names(self, caller), self.adapter_choices(caller)
@@ -648,8 +661,9 @@ class SnapshotVersion:
 
 @dataclass(frozen=True)
 class JobsShown:
-    current: JobView | None  # the running job, else the newest
+    current: JobView | None  # the running job, else the newest (a visitor's: of its own)
     rows: list[list[Any]]  # job_rows of every job
+    mine_only: bool = False  # a visitor's view: `current` is None when it launched nothing, whoever else did
 
 
 @dataclass(frozen=True)
@@ -666,7 +680,11 @@ class FinetuneSnapshot:
     adapters: AdaptersShown | None  # None: unchanged, so the dropdowns are left as the user has them
 
 
-def job_rows(views: list[JobView]) -> list[list[Any]]:
+OTHERS_JOB = "another visitor's"
+
+
+def job_rows(views: list[JobView], mine: set[str] | None = None) -> list[list[Any]]:
+    """A row per job; with `mine` (a visitor's job ids), the others' rows keep only their state and step."""
     return [
         [
             v.id,
@@ -677,6 +695,8 @@ def job_rows(views: list[JobView]) -> list[list[Any]]:
             _figure(v.eval_loss),
             v.error,
         ]
+        if mine is None or v.id in mine
+        else ["–", OTHERS_JOB, v.state, f"{v.step}/{v.total_steps}" if v.total_steps else "–", "–", "–", ""]
         for v in views
     ]
 

@@ -84,6 +84,7 @@ class Roles:
         )
         return (
             "**Shared demo.** Adapters you train here are yours (this browser) until the owner publishes them; "
-            "you can delete and export your own, and push any you can see with your own token. Your evaluation runs "
-            f"and freshness drills are listed and cited to this browser only. {unlock}"
+            "you can delete and export your own, and push any you can see with your own token. Your fine-tunes' "
+            "progress, evaluation runs and freshness drills are shown to this browser only (others' jobs appear in "
+            f"the queue as another visitor's). {unlock}"
         )

@@ -98,9 +98,9 @@ def _examples() -> list[tuple[str, str]]:
     return [(str(p.relative_to(folder)), str(p)) for p in files]
 
 
-def _progress_html(view: JobView | None) -> str:
+def _progress_html(view: JobView | None, mine_only: bool = False) -> str:
     if view is None:
-        return "<p>No fine-tune has run yet.</p>"
+        return "<p>No fine-tune from this browser yet.</p>" if mine_only else "<p>No fine-tune has run yet.</p>"
     percent = round(view.fraction * 100)
     eta = "" if view.eta_s is None or view.final else f" · about {view.eta_s:.0f} s left"
     speed = "" if view.tokens_per_s is None else f" · {view.tokens_per_s:.0f} tokens/s"
@@ -354,7 +354,7 @@ def build(
         view = service.launch(
             Path(path), wanted, choice, lora, fit, holdout=float(share) / 100, backend=backend or AUTO, caller=caller
         )
-        return _progress_html(view), _status(view), _losses(view), service.job_table()
+        return _progress_html(view), _status(view), _losses(view), service.job_table(caller)
 
     @shows_errors
     def stop(workspace_id: str | None, owner: bool) -> str:
@@ -362,8 +362,9 @@ def build(
 
     @shows_errors
     def go_on(workspace_id: str | None, owner: bool) -> tuple[Any, ...]:
-        view = service.resume(roles.caller(workspace_id, owner))
-        return _progress_html(view), _status(view), _losses(view), service.job_table()
+        caller = roles.caller(workspace_id, owner)
+        view = service.resume(caller)
+        return _progress_html(view), _status(view), _losses(view), service.job_table(caller)
 
     def tick(shown: SnapshotVersion | None, workspace_id: str | None, owner: bool) -> tuple[Any, ...]:
         """Sends only what changed since this page's last tick: every open page polls once a second, and most
@@ -374,7 +375,7 @@ def build(
         job_updates: tuple[Any, ...] = (gr.skip(),) * 4
         if (jobs_shown := snapshot.jobs) is not None:
             view = jobs_shown.current
-            job_updates = (_progress_html(view), _status(view), _losses(view), jobs_shown.rows)
+            job_updates = (_progress_html(view, jobs_shown.mine_only), _status(view), _losses(view), jobs_shown.rows)
         adapter_updates: tuple[Any, ...] = (gr.skip(),) * 3  # dropdowns change only with the adapters
         if (listed := snapshot.adapters) is not None:
             adapter_updates = (

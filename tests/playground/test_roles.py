@@ -11,7 +11,7 @@ import pytest
 
 from playground.compare import CompareOptions, CompareService
 from playground.config import Settings
-from playground.finetune import FinetuneService, adapter_rows
+from playground.finetune import OTHERS_JOB, FinetuneService, adapter_rows
 from playground.roles import Roles
 
 ALICE, BOB = "workspace-alice", "workspace-bob"
@@ -127,6 +127,19 @@ def test_cancel_stops_the_callers_own_job_never_anothers(runtime, tmp_path):
     try:
         alices = service.launch(data, "alice", "quick demo", fit={"max_steps": 5000}, caller=alice)
         bobs = service.launch(data, "bob", "quick demo", fit={"max_steps": 5000}, caller=bob)  # waits behind hers
+        # Each sees its own job on its card and of the other's only that it runs or waits: no name, data or loss.
+        seen = service.shown_jobs(bob)
+        assert seen.current.id == bobs.id and seen.mine_only
+        rows = {row[0]: row for row in seen.rows}
+        assert rows[bobs.id][1] == "bob" and alices.id not in rows
+        assert rows["–"][1:3] == [OTHERS_JOB, service.jobs.view(alices.id).state] and "alice" not in str(seen.rows)
+        assert service.shown_jobs(alice).current.id == alices.id and "bob" not in str(service.job_table(alice))
+        stranger = service.shown_jobs(service.roles.caller("workspace-carol"))
+        assert stranger.current is None and [row[1] for row in stranger.rows] == [OTHERS_JOB] * 2
+        with pytest.raises(UserError, match="No fine-tune from this browser yet"):
+            service.resume(service.roles.caller("workspace-carol"))
+        everyone = service.shown_jobs(service.roles.caller(None, unlocked=True))
+        assert {row[1] for row in everyone.rows} == {"alice", "bob"} and not everyone.mine_only
         with pytest.raises(UserError, match="Only the server's owner can cancel"):
             service.cancel(bob, alices.id)
         with pytest.raises(UserError, match="No fine-tune job 'nope'"):

@@ -131,3 +131,39 @@ def test_on_a_shared_demo_each_browser_sees_and_is_advised_on_its_own_runs(
     stranger.close()
     with pytest.raises(AppError, match=f"No stored evaluation run '{run_id}'"):
         Client(shared_url, verbose=False).predict(run=run_id, api_name="/advise")
+
+
+def test_on_a_shared_demo_a_visitor_watches_its_own_fine_tune_and_only_the_queue_of_others(
+    browser, shared_url, choose_tab, runtime
+):
+    """The job card and table showed the running job to every visitor: its adapter's name, data file and losses."""
+    mine, page = _open_shared(browser, shared_url, choose_tab, "Fine-tune")
+    page.locator("#ft-example input").click()
+    page.get_by_role("option", name="formats/qa.csv", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#ft-verdict').innerText.includes('is ready')")
+    page.locator("#ft-name").locator("textarea, input").first.fill("quillfeather voice")
+    page.get_by_text("LoRA and training settings (the preset's values)").click()
+    page.locator("#ft-steps").locator("textarea, input").first.fill("5000")
+    page.get_by_role("button", name="Launch fine-tune").click()
+    page.wait_for_function(
+        "() => document.querySelector('#ft-progress').innerText.includes('quillfeather-voice')", timeout=120_000
+    )
+
+    stranger, other = _open_shared(browser, shared_url, choose_tab, "Fine-tune")
+    other.wait_for_function(
+        "() => document.querySelector('#ft-jobs').innerText.includes(\"another visitor's\")", timeout=30_000
+    )
+    assert "No fine-tune from this browser yet" in other.locator("#ft-progress").inner_text()
+    seen = other.locator("#ft-jobs").inner_text() + other.locator("#ft-status").inner_text()
+    assert "quillfeather" not in seen and "qa.csv" not in seen
+    assert "quillfeather" in page.locator("#ft-jobs").inner_text()  # the visitor's own row is whole
+    other.click("#ft-cancel")  # not its job to stop
+    other.wait_for_function("() => document.body.innerText.includes('No fine-tune launched from this browser')")
+    stranger.close()
+
+    page.click("#ft-cancel")  # queued or running, it ends cancelled
+    page.wait_for_function(
+        "() => document.querySelector('#ft-progress').innerText.includes('cancelled')", timeout=120_000
+    )
+    mine.close()
+    shutil.rmtree(runtime.settings.home / "adapters" / "quillfeather-voice", ignore_errors=True)  # other tests' lists
