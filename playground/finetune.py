@@ -685,18 +685,14 @@ OTHERS_JOB = "another visitor's"
 
 def job_rows(views: list[JobView], mine: set[str] | None = None) -> list[list[Any]]:
     """A row per job; with `mine` (a visitor's job ids), the others' rows keep only their state and step."""
+
+    def step(v: JobView) -> str:
+        return f"{v.step}/{v.total_steps}" if v.total_steps else "–"
+
     return [
-        [
-            v.id,
-            v.adapter or v.name,
-            v.state,
-            f"{v.step}/{v.total_steps}" if v.total_steps else "–",
-            _figure(v.loss),
-            _figure(v.eval_loss),
-            v.error,
-        ]
+        [v.id, v.adapter or v.name, v.state, step(v), _figure(v.loss), _figure(v.eval_loss), v.error]
         if mine is None or v.id in mine
-        else ["–", OTHERS_JOB, v.state, f"{v.step}/{v.total_steps}" if v.total_steps else "–", "–", "–", ""]
+        else ["–", OTHERS_JOB, v.state, step(v), "–", "–", ""]
         for v in views
     ]
 

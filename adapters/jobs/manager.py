@@ -83,6 +83,7 @@ class JobManager:
         self._attached: JobProcess | None = None  # a job process started by an earlier run of the app
         self._me = JobProcess.of(os.getpid())  # recorded as the app of the jobs it starts
         self._ended: dict[str, JobView] = {}  # explicit cache of ended jobs' views
+        self._owners: dict[str, str] = {}  # explicit cache: a job's owner never changes once its spec is written
         self._version = 0
         self._seen: dict[str, tuple[Any, ...]] = {}  # what the supervisor last saw in each unfinished job's folder
         # Several managers may watch one home (the app, a test, a second app); only the one holding this lock
@@ -155,8 +156,11 @@ class JobManager:
         return view
 
     def owner_of(self, job_id: str) -> str:
-        """The workspace that launched the job on a shared server ("" : the owner, or a local run)."""
-        return JobSpec.read(self.root / job_id).owner
+        """The workspace that launched the job on a shared server ("" : the owner, or a local run). Every visitor's
+        page asks for every job's whenever a job moves, so each spec is read once."""
+        if (owner := self._owners.get(job_id)) is None:
+            owner = self._owners[job_id] = JobSpec.read(self.root / job_id).owner
+        return owner
 
     def jobs(self) -> list[JobView]:
         """Every job, newest first."""
