@@ -381,6 +381,17 @@ class FinetuneService:
         current = running if running is not None and running.id in mine else next(iter(own), None)
         return JobsShown(current, job_rows(views, mine), mine_only=True)
 
+    def status(self, job_id: str, caller: Caller = Caller(owner=True)) -> JobView:
+        """One job's view: the owner any, a visitor only one launched from its browser (another's is answered as
+        an id that does not exist, as the table shows it no id either)."""
+        try:
+            view = self.jobs.view(job_id)
+        except KeyError:
+            view = None
+        if view is None or not (caller.owner or self.jobs.owner_of(job_id) == caller.workspace):
+            raise UserError(f"No fine-tune job {job_id!r}.")
+        return view
+
     def cancel(self, caller: Caller = Caller(owner=True), job_id: str | None = None) -> str:
         """Cancel `job_id`, or else the caller's running or next job: the owner any, a visitor only one launched
         from its browser."""

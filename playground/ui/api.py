@@ -119,12 +119,10 @@ def build(
         return _job(view)
 
     @shows_errors
-    def finetune_status(job: str) -> dict:
-        """A fine-tune's state, step, losses and, once done, its adapter's name."""
-        try:
-            return _job(finetune.jobs.view(job))
-        except KeyError:
-            raise UserError(f"No fine-tune job {job!r}.") from None
+    def finetune_status(job: str, workspace: str = "") -> dict:
+        """A fine-tune's state, step, losses and, once done, its adapter's name. On a shared demo, only of a job
+        launched with this `workspace` token."""
+        return _job(finetune.status(job, finetune.roles.caller(workspace or None)))
 
     @shows_errors
     def finetune_cancel(workspace: str = "", job: str = "") -> str:

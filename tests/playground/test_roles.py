@@ -138,6 +138,11 @@ def test_cancel_stops_the_callers_own_job_never_anothers(runtime, tmp_path):
         assert stranger.current is None and [row[1] for row in stranger.rows] == [OTHERS_JOB] * 2
         with pytest.raises(UserError, match="No fine-tune from this browser yet"):
             service.resume(service.roles.caller("workspace-carol"))
+        assert service.status(alices.id, alice).id == alices.id
+        with pytest.raises(UserError, match=f"No fine-tune job '{alices.id}'"):  # as if it did not exist
+            service.status(alices.id, bob)
+        with pytest.raises(UserError, match="No fine-tune job 'nope'"):
+            service.status("nope", alice)
         everyone = service.shown_jobs(service.roles.caller(None, unlocked=True))
         assert {row[1] for row in everyone.rows} == {"alice", "bob"} and not everyone.mine_only
         with pytest.raises(UserError, match="Only the server's owner can cancel"):
