@@ -559,8 +559,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "arena":
         from playground.compare import check_request
 
-        check_request(args.question, _options(args))  # a bad question ends here, before the models load
-        return cli_manage.arena(args, _options(args), _settings(args))
+        options = _options(args)
+        check_request(args.question, options)  # a bad question ends here, before the models load
+        return cli_manage.arena(args, options, _settings(args))
 
     from playground.runtime import start
 

@@ -46,14 +46,18 @@ def add_parsers(commands: Any, decoding: argparse.ArgumentParser, common: argpar
     arena.add_argument("--json", action="store_true", help="print the match and the stored vote as JSON at the end")
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings().with_overrides(home=Path(args.home) if args.home else None)
+
+
 def _home(args: argparse.Namespace) -> Path:
-    return Settings().with_overrides(home=Path(args.home) if args.home else None).home
+    return _settings(args).home
 
 
 def documents(args: argparse.Namespace) -> int:
     from playground.knowledge_base import delete_file, knowledge_base_files
 
-    settings = Settings().with_overrides(home=_home(args))
+    settings = _settings(args)
     if args.delete:
         removed = delete_file(settings, args.delete)
         print(f"removed {args.delete} ({removed} chunks)", file=sys.stderr)
@@ -128,7 +132,7 @@ def arena(args: argparse.Namespace, options: Any, settings: Settings, ask: TextI
     outcome = _read_vote(ask, lambda: print(f"Which is better? {' / '.join(Outcome)}: ", end="", file=sys.stderr))
     vote = arena_service.vote(match, outcome)
     revealed = f"A was {_named(vote.arm_a, vote.adapter_a)}; B was {_named(vote.arm_b, vote.adapter_b)}."
-    votes = arena_service.leaderboard().votes
+    votes = len(arena_service.log.read().votes)  # a count: the ratings' bootstrap is not needed for it
     if args.json:
         print(json.dumps({**vote.to_json(), "votes_stored": votes}, indent=2))
     else:
